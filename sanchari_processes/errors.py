@@ -1,0 +1,53 @@
+"""One exception tree for the whole engine.
+
+Every error a caller can cause or meet is a :class:`SanchariError` subclass that carries its OGC
+API exception type and HTTP status, so the edges (CLI, web service) map it without guessing.
+"""
+
+from __future__ import annotations
+
+
+class SanchariError(Exception):
+    """Base of every error SANCHARi raises on purpose."""
+
+    ogc_code: str = "NoApplicableCode"
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(SanchariError):
+    """The caller passed something we cannot use (bad option, bad file, bad value)."""
+
+    ogc_code = "InvalidParameterValue"
+    http_status = 400
+
+
+class OutsideCoverageError(SanchariError):
+    """The requested place has no imagery."""
+
+    ogc_code = "NotFound"
+    http_status = 404
+
+
+class RequestTooLargeError(SanchariError):
+    """The requested area or pixel count is over the configured limit."""
+
+    ogc_code = "RequestTooLarge"
+    http_status = 413
+
+
+class SourceUnavailableError(SanchariError):
+    """An imagery source (file, URL, Earth Engine) could not be read right now."""
+
+    ogc_code = "SourceUnavailable"
+    http_status = 503
+
+
+class ModelMissingError(SanchariError):
+    """The model weights are missing, unreadable or do not match their metadata."""
+
+    ogc_code = "ModelUnavailable"
+    http_status = 503
