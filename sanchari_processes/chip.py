@@ -68,9 +68,9 @@ def pixel_size_m(transform: Affine, crs: CRS, shape: tuple[int, int]) -> float:
         yres = math.hypot(transform.b, transform.e)
         return float((xres + yres) / 2.0 * unit)
     rows, cols = shape
-    cx, cy = transform * (cols / 2.0, rows / 2.0)
-    x1, y1 = transform * (cols / 2.0 + 1, rows / 2.0)
-    x2, y2 = transform * (cols / 2.0, rows / 2.0 + 1)
+    cx, cy = transform @ (cols / 2.0, rows / 2.0)
+    x1, y1 = transform @ (cols / 2.0 + 1, rows / 2.0)
+    x2, y2 = transform @ (cols / 2.0, rows / 2.0 + 1)
     _, _, dx = _WGS84_GEOD.inv(cx, cy, x1, y1)
     _, _, dy = _WGS84_GEOD.inv(cx, cy, x2, y2)
     return float((abs(dx) + abs(dy)) / 2.0)

@@ -51,3 +51,24 @@ class ModelMissingError(SanchariError):
 
     ogc_code = "ModelUnavailable"
     http_status = 503
+
+
+class QueueFullError(SanchariError):
+    """Every worker is busy and the job queue is full; the caller should retry later."""
+
+    ogc_code = "ServerBusy"
+    http_status = 503
+
+
+class JobNotFoundError(SanchariError):
+    """No job with that identifier exists (or it was dismissed and removed)."""
+
+    ogc_code = "NoSuchJob"
+    http_status = 404
+
+
+class InternalError(SanchariError):
+    """Our own bug: the message shown to callers is generic, the details go to the log."""
+
+    ogc_code = "NoApplicableCode"
+    http_status = 500

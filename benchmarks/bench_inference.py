@@ -1,0 +1,109 @@
+"""Inference benchmark: CPU seconds per km² (tta none vs flip4) and peak RSS on a large raster.
+
+Prints figures; it is not a test. Each measurement runs ``sanchari predict`` in a child process
+so peak RSS (``ru_maxrss`` of the children) covers the whole command: model, streaming,
+vectorizing and writing.
+
+    python benchmarks/bench_inference.py                       # untrained lite0, defaults
+    python benchmarks/bench_inference.py --weights weights/ --rss-size 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+
+def write_synthetic(path: Path, size: int, gsd: float = 0.5, block: int = 1024) -> Path:
+    """A ``size²`` RGB GeoTIFF (UTM 33N) with a road grid, written block by block."""
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": Affine(gsd, 0, 500000.0, 0, -gsd, 4650000.0),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "BIGTIFF": "YES",
+    }
+    rng = np.random.default_rng(0)
+    texture = rng.integers(60, 120, (3, block, block), dtype=np.uint8)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, size, block):
+            for col in range(0, size, block):
+                h, w = min(block, size - row), min(block, size - col)
+                tile = texture[:, :h, :w].copy()
+                rr = (np.arange(h) + row) % 200 < 12
+                cc = (np.arange(w) + col) % 260 < 12
+                tile[:, rr, :] = 190
+                tile[:, :, cc] = 190
+                dst.write(tile, window=Window(col, row, w, h))
+    return path
+
+
+def run_predict(raster: Path, weights: Path, out: Path, tta: str) -> tuple[float, float]:
+    """Run ``sanchari predict``; return (wall seconds, CPU seconds of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "sanchari_processes.cli", "predict", str(raster), "-o", str(out)]
+    cmd += ["--weights", str(weights), "--tta", tta, "--device", "cpu", "--no-progress"]
+    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: untrained lite0)")
+    parser.add_argument("--speed-size", type=int, default=2048, help="raster side for s/km²")
+    parser.add_argument("--rss-size", type=int, default=20000, help="raster side for peak RSS")
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sanchari-bench-") as tmp:
+        work = Path(tmp)
+        weights = args.weights
+        if weights is None:
+            weights = work / "untrained-lite0.safetensors"
+            subprocess.run(
+                [sys.executable, "-m", "sanchari_processes.cli", "model-init", "-o", str(weights)],
+                check=True,
+                stderr=subprocess.DEVNULL,
+            )
+        print(f"threads: {os.cpu_count()} cores; weights: {weights}")
+        small = write_synthetic(work / "speed.tif", args.speed_size)
+        km2 = (args.speed_size * 0.5) ** 2 / 1e6
+        for tta in ("none", "flip4"):
+            wall, cpu = run_predict(small, weights, work / f"speed-{tta}.geojson", tta)
+            print(
+                f"tta={tta:5s} {args.speed_size}² @0.5 m ({km2:.3f} km²): wall {wall:.1f} s, "
+                f"CPU {cpu:.1f} s → {cpu / km2:.0f} CPU s/km², {wall / km2:.0f} wall s/km²"
+            )
+        if not args.skip_rss:
+            big = write_synthetic(work / "big.tif", args.rss_size)
+            wall, cpu = run_predict(big, weights, work / "big.geojson", "none")
+            rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+            print(
+                f"peak RSS over all runs (incl. {args.rss_size}² tta=none, wall {wall:.0f} s): "
+                f"{rss_gib:.2f} GiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

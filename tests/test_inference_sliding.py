@@ -1,0 +1,133 @@
+"""Sliding window: exact reconstruction (no seams), coverage, patch counts, progress."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sanchari_processes.inference.sliding import (
+    WEIGHT_FLOOR,
+    blend_window,
+    plan_axis,
+    sliding_window_predict,
+)
+
+P, S = 64, 32
+
+
+def channel0(patches: np.ndarray) -> np.ndarray:
+    """A 'model' whose output is its input, so any misplaced or mis-weighted patch shows."""
+    return patches[:, 0].copy()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(1, 1), (1, 5), (3, 200), (10, 13), (64, 64), (63, 65), (100, 150), (128, 96)],
+)
+@pytest.mark.parametrize("blend", ["gaussian", "hann"])
+@pytest.mark.parametrize("stride", [S, 48, P])
+def test_identity_model_is_reproduced_exactly(
+    size: tuple[int, int], blend: str, stride: int
+) -> None:
+    image = np.random.default_rng(1).random((2, *size), dtype=np.float32)
+    out = sliding_window_predict(
+        image,
+        channel0,
+        patch_size=P,
+        stride=stride,
+        batch_size=3,
+        blend=blend,  # type: ignore[arg-type]
+    )
+    assert out.shape == size and out.dtype == np.float32
+    np.testing.assert_allclose(out, image[0], atol=1e-6, rtol=0)
+
+
+def test_constant_input_gives_constant_output() -> None:
+    image = np.full((3, 90, 70), 0.3, np.float32)
+    out = sliding_window_predict(image, lambda p: np.tanh(p.sum(1)), patch_size=P, stride=S)
+    np.testing.assert_allclose(out, np.tanh(0.9), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("length", "margin", "n_patches"),
+    [(64, None, 3), (10, None, 2), (100, None, 5), (64, 0, 1), (10, 0, 1), (65, 0, 2)],
+)
+def test_plan_axis_counts(length: int, margin: int | None, n_patches: int) -> None:
+    plan = plan_axis(length, P, S, margin)
+    assert len(plan.starts) == n_patches
+
+
+@pytest.mark.parametrize("length", [1, 7, 31, 64, 65, 100, 257])
+@pytest.mark.parametrize("stride", [16, 32, 64])
+def test_plan_axis_covers_borders_like_interior(length: int, stride: int) -> None:
+    plan = plan_axis(length, P, stride)
+    padded = plan.pad_before + length + plan.pad_after
+    assert plan.starts[-1] + P == padded
+    assert plan.pad_before >= P - stride and plan.pad_after >= P - stride
+    assert abs(plan.pad_before - plan.pad_after) <= 1  # slack split evenly
+    coverage = np.zeros(padded, int)
+    for s in plan.starts:
+        coverage[s : s + P] += 1
+    image_cov = coverage[plan.pad_before : plan.pad_before + length]
+    assert (image_cov == P // stride).all()  # every image pixel, border or not, same overlap
+
+
+@pytest.mark.parametrize(("size", "batch"), [((64, 64), 4), ((100, 150), 4), ((10, 13), 3)])
+def test_progress_and_batches(size: tuple[int, int], batch: int) -> None:
+    calls: list[tuple[int, int]] = []
+    seen: list[int] = []
+
+    def predict(p: np.ndarray) -> np.ndarray:
+        assert p.shape[1:] == (1, P, P) and p.dtype == np.float32
+        seen.append(len(p))
+        return p[:, 0]
+
+    sliding_window_predict(
+        np.zeros((1, *size), np.float32),
+        predict,
+        patch_size=P,
+        stride=S,
+        batch_size=batch,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    total = len(plan_axis(size[0], P, S).starts) * len(plan_axis(size[1], P, S).starts)
+    assert sum(seen) == total and max(seen) <= batch
+    assert len(calls) == math.ceil(total / batch)
+    assert calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_expected_patch_count_for_square_image() -> None:
+    calls: list[tuple[int, int]] = []
+    sliding_window_predict(
+        np.zeros((1, 64, 64), np.float32),
+        channel0,
+        patch_size=P,
+        stride=S,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert calls[-1] == (9, 9)  # 3 x 3: the image plus a half-patch reflect border
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "hann"])
+def test_blend_window(blend: str) -> None:
+    w = blend_window(P, blend)  # type: ignore[arg-type]
+    assert w.shape == (P, P) and w.dtype == np.float32
+    assert w.max() == pytest.approx(1.0) and w.min() >= WEIGHT_FLOOR
+    np.testing.assert_array_equal(w, w[::-1, ::-1])
+    np.testing.assert_array_equal(w, w.T)
+    assert w[P // 2, P // 2] > w[P // 2, 4] > w[0, 0]
+
+
+def test_rejects_bad_arguments() -> None:
+    image = np.zeros((1, 20, 20), np.float32)
+    with pytest.raises(ValueError, match="predict_batch returned shape"):
+        sliding_window_predict(image, lambda p: p, patch_size=P, stride=S)
+    with pytest.raises(ValueError, match="stride"):
+        sliding_window_predict(image, channel0, patch_size=P, stride=P + 1)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        sliding_window_predict(image[0], channel0, patch_size=P, stride=S)
+    with pytest.raises(ValueError, match="unknown blend"):
+        sliding_window_predict(image, channel0, patch_size=P, stride=S, blend="box")  # type: ignore[arg-type]
