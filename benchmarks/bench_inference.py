@@ -69,12 +69,28 @@ def run_predict(raster: Path, weights: Path, out: Path, tta: str) -> tuple[float
     return wall, cpu
 
 
+def tiny_checkpoint(path: Path) -> Path:
+    """A ~0.3 M-parameter random U-Net++ (the test suite's), for memory runs that must be quick."""
+    from sanchari_processes.inference import Architecture, make_untrained_checkpoint
+
+    arch = Architecture(
+        encoder_name="tu-mobilenetv3_small_050", encoder_depth=3, decoder_channels=(16, 8, 4)
+    )
+    return make_untrained_checkpoint(path, arch, model_id="tiny-bench")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, help="checkpoint (default: untrained lite0)")
     parser.add_argument("--speed-size", type=int, default=2048, help="raster side for s/km²")
     parser.add_argument("--rss-size", type=int, default=20000, help="raster side for peak RSS")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--rss-tiny",
+        action="store_true",
+        help="use a tiny random model for the RSS run (isolates streaming memory, runs faster)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sanchari-bench-") as tmp:
         work = Path(tmp)
@@ -89,7 +105,7 @@ def main() -> None:
         print(f"threads: {os.cpu_count()} cores; weights: {weights}")
         small = write_synthetic(work / "speed.tif", args.speed_size)
         km2 = (args.speed_size * 0.5) ** 2 / 1e6
-        for tta in ("none", "flip4"):
+        for tta in () if args.skip_speed else ("none", "flip4"):
             wall, cpu = run_predict(small, weights, work / f"speed-{tta}.geojson", tta)
             print(
                 f"tta={tta:5s} {args.speed_size}² @0.5 m ({km2:.3f} km²): wall {wall:.1f} s, "
@@ -97,11 +113,14 @@ def main() -> None:
             )
         if not args.skip_rss:
             big = write_synthetic(work / "big.tif", args.rss_size)
+            if args.rss_tiny:
+                weights = tiny_checkpoint(work / "tiny.safetensors")
             wall, cpu = run_predict(big, weights, work / "big.geojson", "none")
             rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+            model = "tiny model" if args.rss_tiny else "same model"
             print(
-                f"peak RSS over all runs (incl. {args.rss_size}² tta=none, wall {wall:.0f} s): "
-                f"{rss_gib:.2f} GiB"
+                f"peak RSS over all runs (incl. {args.rss_size}² tta=none, {model}, "
+                f"wall {wall:.0f} s): {rss_gib:.2f} GiB"
             )
 
 
