@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sanchari_processes import __version__
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
-from sanchari_processes.errors import InvalidInputError, SanchariError
+from sanchari_processes.errors import InvalidInputError, ModelMissingError, SanchariError
 from sanchari_processes.settings import default_weights
 
 _TTA = click.Choice(["none", "flip4", "d4"])
@@ -253,7 +253,16 @@ def model_init(preset: str, output: Path, gsd: float, seed: int) -> None:
 def _load_predictor(weights: Path | None, config: InferenceConfig):
     from sanchari_processes.inference import Predictor, load_model_cached
 
-    loaded = load_model_cached(weights or default_weights(), config.device)
+    try:
+        loaded = load_model_cached(weights or default_weights(), config.device)
+    except ModelMissingError as exc:
+        if weights is not None:
+            raise
+        raise ModelMissingError(
+            f"{exc.message} — pass --weights PATH or set SANCHARI_WEIGHTS "
+            "(`sanchari model-init -o weights/untrained.safetensors` makes an untrained one "
+            "for testing)"
+        ) from None
     if loaded.metadata.metrics.get("untrained"):
         click.echo(
             f"warning: {loaded.metadata.model_id} is an untrained model; roads will be noise",
@@ -306,6 +315,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         return 1
     return 0
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SANCHARI_HOST")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              envvar="SANCHARI_PORT")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="PYGEOAPI_CONFIG",
+              help="pygeoapi configuration. Default: the repository's pygeoapi-config.yml.")
+@click.option("--url", envvar="SANCHARI_URL", help="Public base URL (default: http://HOST:PORT).")
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="HTTP request threads.")
+def serve(host: str, port: int, config_path: Path | None, url: str | None, threads: int) -> None:
+    """Run the OGC API - Processes service (waitress; Ctrl-C stops it).
+
+    \b
+    Settings come from the environment (see pygeoapi-config.yml), e.g.:
+      SANCHARI_GEOTIFF_DIR=../shared/data/scenes sanchari serve --port 5000
+    """
+    from sanchari_processes.service.app import DEFAULT_CONFIG
+    from sanchari_processes.service.server import serve as run_server
+
+    config_path = config_path or DEFAULT_CONFIG
+    if not config_path.is_file():
+        raise InvalidInputError(f"configuration not found: {config_path}")
+    run_server(config_path, host, port, url, threads)
 
 
 if __name__ == "__main__":  # pragma: no cover

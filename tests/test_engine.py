@@ -118,7 +118,7 @@ def test_utm_roads_lie_inside_raster_in_lon_lat_order(tmp_path):
 
 def test_tiny_model_end_to_end(tmp_path, tiny_checkpoint):
     path = write_geotiff(tmp_path / "utm.tif", road_image(96, 128))
-    cfg = InferenceConfig(patch_size=64, stride=32, tta="flip4", device="cpu")
+    cfg = InferenceConfig(patch_size=64, stride=32, tta="flip4", device="cpu", stream_halo=32)
     predictor = Predictor(load_checkpoint(tiny_checkpoint, "cpu"), cfg)
     with open_raster(path) as src:
         prob = predict_probability(src, predictor, cfg, tmp_path)

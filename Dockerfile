@@ -1,0 +1,56 @@
+# SANCHARi OGC API - Processes service.
+#
+# Build:  docker build -t sanchari .
+# Run:    docker run --gpus all -p 5000:5000 -v /data/geotiffs:/data/geotiffs:ro \
+#           -v sanchari-jobs:/data/jobs sanchari
+# (Without a GPU, drop --gpus; the model then runs on the CPU.)
+#
+# NOTE: written with care but not built or run here (no Docker on the development machines).
+
+FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+
+ARG DEBIAN_FRONTEND=noninteractive
+# Python 3.12 from the deadsnakes PPA (Ubuntu 22.04 ships 3.10).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends software-properties-common ca-certificates curl \
+    && add-apt-repository -y ppa:deadsnakes/ppa \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3.12 python3.12-venv \
+    && rm -rf /var/lib/apt/lists/*
+
+# A virtual environment keeps pip away from the system Python.
+RUN python3.12 -m venv /opt/venv
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+# Dependencies first (cached layer), then the code. rasterio/pyproj/shapely wheels bundle GDAL
+# and PROJ, so no system GIS libraries are needed. torch from PyPI includes CUDA.
+COPY setup.cfg pyproject.toml README.md* ./
+COPY sanchari_processes/__init__.py sanchari_processes/__init__.py
+RUN pip install --upgrade pip && pip install .
+COPY sanchari_processes sanchari_processes
+COPY weights weights
+COPY pygeoapi-config.yml openapi.yml ./
+# Editable install: the service finds pygeoapi-config.yml and weights/ beside the package.
+RUN pip install --no-deps -e .
+
+RUN useradd --create-home --uid 10001 sanchari \
+    && mkdir -p /data/geotiffs /data/jobs \
+    && chown -R sanchari /data
+USER sanchari
+
+ENV SANCHARI_GEOTIFF_DIR=/data/geotiffs \
+    SANCHARI_JOBS_DIR=/data/jobs \
+    SANCHARI_DEVICE=auto \
+    SANCHARI_WORKERS=1 \
+    PYGEOAPI_CONFIG=/app/pygeoapi-config.yml
+VOLUME ["/data/jobs"]
+EXPOSE 5000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/processes', timeout=4)"
+
+# SANCHARI_URL sets the public base URL used in links (default http://localhost:5000).
+CMD ["sanchari", "serve", "--host", "0.0.0.0", "--port", "5000"]

@@ -1,0 +1,129 @@
+"""Typed settings of the service, parsed once from pygeoapi's configuration mapping.
+
+pygeoapi hands each plugin its own block of ``pygeoapi-config.yml`` (environment variables are
+interpolated there, at the edge, by pygeoapi's loader); these dataclasses turn those loose
+mappings into checked values so nothing downstream reads the environment or guesses types.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.settings import SHIPPED_WEIGHTS
+
+#: 4096 x 4096 source pixels: ~50 MB of RGB, a few minutes on a CPU.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What a worker needs to run the model (travels with every job; picklable)."""
+
+    weights: Path = SHIPPED_WEIGHTS
+    device: str = "auto"
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The ``road-extraction`` processor: imagery catalogue, limits and defaults."""
+
+    geotiff_dir: Path = Path("geotiffs")
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    default_window_size: int = 1024
+    remote_timeout_s: int = 30
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 64 * 64:
+            raise ValueError("max_pixels must be at least 4096")
+        if not self.default_window_size >= 64 or self.default_window_size**2 > self.max_pixels:
+            raise ValueError("default_window_size must be >= 64 and fit within max_pixels")
+
+    @classmethod
+    def from_mapping(cls, block: Mapping[str, Any]) -> ProcessSettings:
+        """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
+        known = {"name", "geotiff_dir", "weights", "device", "max_pixels", "default_window_size"}
+        known |= {"remote_timeout_s", "inference"}
+        _reject_unknown(block, known, "processor")
+        weights = block.get("weights") or None
+        inference = dict(block.get("inference") or {})
+        _reject_unknown(inference, {f.name for f in fields(InferenceConfig)}, "inference")
+        device = str(block.get("device") or "auto")
+        engine = EngineSettings(
+            weights=Path(str(weights)).expanduser() if weights else SHIPPED_WEIGHTS,
+            device=device,
+            inference=replace(InferenceConfig(device=device), **inference),  # type: ignore[arg-type]
+        )
+        return cls(
+            geotiff_dir=Path(str(block.get("geotiff_dir") or "geotiffs")).expanduser(),
+            engine=engine,
+            max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
+            default_window_size=_int(block, "default_window_size", 1024),
+            remote_timeout_s=_int(block, "remote_timeout_s", 30),
+        )
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """The job manager: where jobs live and how many run at once."""
+
+    store_dir: Path = Path("sanchari-jobs")
+    #: Worker processes; each holds one copy of the model.
+    workers: int = 1
+    #: Jobs waiting beyond the busy workers before new ones get 503.
+    queue_size: int = 16
+    #: ``Retry-After`` seconds sent with 503 answers.
+    retry_after_s: int = 30
+    #: torch threads per worker (default: the CPU cores shared among the workers).
+    threads_per_worker: int = 0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.queue_size < 0:
+            raise ValueError("need workers >= 1 and queue_size >= 0")
+
+    @property
+    def database(self) -> Path:
+        return self.store_dir / "jobs.sqlite3"
+
+    @property
+    def torch_threads(self) -> int:
+        if self.threads_per_worker > 0:
+            return self.threads_per_worker
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    @classmethod
+    def from_mapping(cls, block: Mapping[str, Any]) -> ManagerSettings:
+        """Parse ``server.manager`` of ``pygeoapi-config.yml``."""
+        known = {"name", "connection", "output_dir", "processes", "workers", "queue_size"}
+        known |= {"retry_after_s", "threads_per_worker"}
+        _reject_unknown(block, known, "server.manager")
+        store = block.get("output_dir") or "sanchari-jobs"
+        return cls(
+            store_dir=Path(str(store)).expanduser(),
+            workers=_int(block, "workers", 1),
+            queue_size=_int(block, "queue_size", 16),
+            retry_after_s=_int(block, "retry_after_s", 30),
+            threads_per_worker=_int(block, "threads_per_worker", 0),
+        )
+
+
+def _reject_unknown(block: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(block) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) in {where}: {', '.join(unknown)}")
+
+
+def _int(block: Mapping[str, Any], key: str, default: int) -> int:
+    value = block.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {key} must be an integer, got {value!r}") from None

@@ -1,0 +1,315 @@
+"""Where jobs run: a small interface, and a bounded pool of local worker processes.
+
+pygeoapi runs async jobs in a thread of the web worker, where they cannot be stopped and share
+the GIL with the web server. Here each job runs in a long-lived worker *process* (spawned, so
+torch and GDAL start clean) that loads the model once and keeps it; dismissing a running job
+terminates its worker, which is then replaced. Jobs beyond the busy workers wait in a bounded
+queue; a full queue refuses new jobs (503). A later distributed engine implements the same
+:class:`JobExecutor` protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from sanchari_processes.errors import QueueFullError, SanchariError
+
+LOGGER = logging.getLogger(__name__)
+
+#: A worker-side job runner: ``run(job, progress) -> result path`` (module-level, picklable).
+Runner = Callable[[Any, Callable[[float], None]], Path]
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """Why a job failed, as the OGC exception it answers with (never internal text)."""
+
+    code: str
+    status: int
+    message: str
+
+    @classmethod
+    def from_error(cls, exc: SanchariError) -> JobFailure:
+        return cls(exc.ogc_code, exc.http_status, exc.message)
+
+    @classmethod
+    def internal(cls, message: str = "internal error while running the job") -> JobFailure:
+        return cls("NoApplicableCode", 500, message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "status": self.status, "message": self.message}
+
+
+class JobListener(Protocol):
+    """Receives job events (called from the executor's event thread)."""
+
+    def job_started(self, job_id: str) -> None: ...
+
+    def job_progress(self, job_id: str, fraction: float) -> None: ...
+
+    def job_succeeded(self, job_id: str, location: Path) -> None: ...
+
+    def job_failed(self, job_id: str, failure: JobFailure) -> None: ...
+
+
+class JobExecutor(Protocol):
+    """Runs jobs outside the web request. Jobs need a ``job_id`` attribute."""
+
+    def start(self) -> None: ...
+
+    def submit(self, job: Any) -> None:
+        """Queue ``job``; raise :class:`QueueFullError` when no capacity is left."""
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running job; ``False`` when it is not here (already finished)."""
+
+    def shutdown(self) -> None: ...
+
+
+class _Worker:
+    """One worker process and its two pipes (state: the job it runs, if any)."""
+
+    def __init__(self, ctx: Any, runner: Runner, threads: int) -> None:
+        task_recv, self.tasks = ctx.Pipe(duplex=False)
+        self.events, event_send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=_worker_main,
+            args=(task_recv, event_send, runner, threads),
+            name="sanchari-worker",
+            daemon=True,
+        )
+        self.process.start()
+        task_recv.close()
+        event_send.close()
+        self.job_id: str | None = None
+        self.cancelled = False
+
+    def stop(self, timeout: float) -> None:
+        """Idle workers finish cleanly; a busy one is terminated (its job is failed on restart)."""
+        if self.job_id is not None:
+            self.process.terminate()
+        with contextlib.suppress(OSError):
+            self.tasks.send(None)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+        self.tasks.close()
+        self.events.close()
+
+
+class LocalProcessPool:
+    """A bounded pool of worker processes on this machine (implements :class:`JobExecutor`)."""
+
+    def __init__(
+        self,
+        listener: JobListener,
+        runner: Runner,
+        *,
+        workers: int = 1,
+        queue_size: int = 16,
+        threads_per_worker: int = 1,
+    ) -> None:
+        self._listener = listener
+        self._runner = runner
+        self._size = workers
+        self._queue_size = queue_size
+        self._threads = threads_per_worker
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._pending: deque[Any] = deque()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._workers = [self._spawn() for _ in range(self._size)]
+            self._thread = threading.Thread(
+                target=self._event_loop, name="sanchari-executor", daemon=True
+            )
+            self._thread.start()
+
+    def submit(self, job: Any) -> None:
+        with self._lock:
+            if self._thread is None or self._stopping:
+                raise QueueFullError("the job executor is not running")
+            idle = any(w.job_id is None for w in self._workers) and not self._pending
+            if not idle and len(self._pending) >= self._queue_size:
+                raise QueueFullError(
+                    f"all {self._size} worker(s) are busy and {len(self._pending)} job(s) are "
+                    "queued; retry later"
+                )
+            self._pending.append(job)
+            self._dispatch()
+
+    def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            for job in self._pending:
+                if job.job_id == job_id:
+                    self._pending.remove(job)
+                    return True
+            target = next((w for w in self._workers if w.job_id == job_id), None)
+            if target is None:
+                return False
+            target.cancelled = True
+            target.process.terminate()
+        target.process.join(10)
+        if target.process.is_alive():
+            target.process.kill()
+            target.process.join(5)
+        return True
+
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            self._stopping = True
+            workers, self._workers = self._workers, []
+            self._pending.clear()
+        for worker in workers:
+            worker.stop(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- internals (hold the lock where noted) -----------------------------------------------
+    def _spawn(self) -> _Worker:
+        return _Worker(self._ctx, self._runner, self._threads)
+
+    def _dispatch(self) -> None:
+        """Hand pending jobs to idle workers (lock held)."""
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.job_id is None and worker.process.is_alive():
+                job = self._pending.popleft()
+                worker.job_id = job.job_id
+                try:
+                    worker.tasks.send(job)
+                except OSError:
+                    worker.job_id = None
+                    self._pending.appendleft(job)
+
+    def _event_loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                by_conn: dict[Any, _Worker] = {}
+                for worker in self._workers:
+                    by_conn[worker.events] = worker
+                    by_conn[worker.process.sentinel] = worker
+            try:
+                ready = wait(list(by_conn), timeout=0.5)
+            except OSError:
+                ready = []
+            for handle in ready:
+                worker = by_conn[handle]
+                if handle is worker.events:
+                    try:
+                        message = worker.events.recv()
+                    except (EOFError, OSError):
+                        self._worker_died(worker)
+                        continue
+                    self._handle(worker, message)
+                else:
+                    self._drain(worker)
+                    self._worker_died(worker)
+
+    def _drain(self, worker: _Worker) -> None:
+        """Deliver events a worker sent just before it exited."""
+        try:
+            while worker.events.poll():
+                self._handle(worker, worker.events.recv())
+        except (EOFError, OSError):
+            pass
+
+    def _handle(self, worker: _Worker, message: tuple[str, str, Any]) -> None:
+        kind, job_id, payload = message
+        if worker.cancelled:
+            return
+        if kind == "started":
+            self._listener.job_started(job_id)
+        elif kind == "progress":
+            self._listener.job_progress(job_id, float(payload))
+        elif kind in ("succeeded", "failed"):
+            with self._lock:
+                worker.job_id = None
+            if kind == "succeeded":
+                self._listener.job_succeeded(job_id, Path(payload))
+            else:
+                self._listener.job_failed(job_id, payload)
+            with self._lock:
+                self._dispatch()
+
+    def _worker_died(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker not in self._workers:
+                return
+            self._workers.remove(worker)
+            job_id, cancelled = worker.job_id, worker.cancelled
+            worker.process.join(1)
+            worker.tasks.close()
+            worker.events.close()
+            if not self._stopping:
+                self._workers.append(self._spawn())
+                self._dispatch()
+        if job_id is not None and not cancelled:
+            LOGGER.error("worker for job %s exited with code %s", job_id, worker.process.exitcode)
+            self._listener.job_failed(
+                job_id, JobFailure.internal("the worker running this job stopped unexpectedly")
+            )
+
+
+def _worker_main(tasks: Connection, events: Connection, runner: Runner, threads: int) -> None:
+    """A worker process: run jobs one at a time, reporting events; the model stays cached."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Read by torch (and numpy's BLAS) when the runner first imports them.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(max(1, threads))
+    while True:
+        try:
+            job = tasks.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        events.send(("started", job.job_id, None))
+        events.send(_run_one(job, runner, events))
+
+
+def _run_one(job: Any, runner: Runner, events: Connection) -> tuple[str, str, Any]:
+    last = {"t": 0.0, "f": -1.0}
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or (fraction - last["f"] >= 0.01 and now - last["t"] >= 0.2):
+            last.update(t=now, f=fraction)
+            events.send(("progress", job.job_id, min(max(fraction, 0.0), 1.0)))
+
+    try:
+        location = runner(job, progress)
+    except SanchariError as exc:
+        LOGGER.info("job %s failed: %s", job.job_id, exc.message)
+        return ("failed", job.job_id, JobFailure.from_error(exc))
+    except Exception:
+        LOGGER.exception("job %s crashed", job.job_id)
+        return ("failed", job.job_id, JobFailure.internal())
+    return ("succeeded", job.job_id, str(location))

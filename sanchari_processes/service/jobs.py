@@ -1,0 +1,89 @@
+"""One road-extraction job as it runs in a worker process: cut the imagery, run the engine.
+
+A :class:`RoadJob` is everything a worker needs (picklable, so it can cross a process
+boundary, or later a network one); :func:`run_road_job` turns it into a GeoJSON file in the
+job's directory, reporting real progress from the engine as it goes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sanchari_processes.service.config import EngineSettings
+from sanchari_processes.service.inputs import RoadRequest
+from sanchari_processes.sources.catalogue import WindowPlan, materialise
+from sanchari_processes.sources.remote import RemoteRaster, fetch_remote
+
+RESULT_NAME = "roads.geojson"
+RESULT_MIMETYPE = "application/geo+json"
+#: Shares of the job's progress: reading imagery, the model, vectorizing, writing.
+_READ, _MODEL, _VECTOR = 0.05, 0.80, 0.13
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RoadJob:
+    """A planned job: validated request, what to read, which model, where to write."""
+
+    job_id: str
+    process_id: str
+    request: RoadRequest
+    plan: WindowPlan | RemoteRaster
+    engine: EngineSettings
+    job_dir: Path
+    catalogue_root: Path
+    remote_timeout_s: int = 30
+
+    @property
+    def result_path(self) -> Path:
+        return self.job_dir / RESULT_NAME
+
+
+def run_road_job(job: RoadJob, progress: Progress) -> Path:
+    """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
+    from sanchari_processes.config import VectorizeConfig
+    from sanchari_processes.engine import extract_roads, predict_probability
+    from sanchari_processes.inference import Predictor, load_model_cached
+    from sanchari_processes.output import write_json_atomic
+    from sanchari_processes.provenance import provenance
+    from sanchari_processes.sources import open_raster
+
+    workdir = job.job_dir / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        if isinstance(job.plan, RemoteRaster):
+            raster = fetch_remote(job.plan, workdir, job.remote_timeout_s)
+            window = job.plan.describe()
+        else:
+            raster = materialise(job.plan, workdir)
+            window = job.plan.describe(job.catalogue_root)
+        progress(_READ)
+        loaded = load_model_cached(job.engine.weights, job.engine.device)
+        icfg = job.engine.inference
+        if job.request.tta:
+            icfg = replace(icfg, tta=job.request.tta)  # type: ignore[arg-type]
+        predictor = Predictor(loaded, icfg)
+        meta = predictor.metadata
+        threshold = meta.threshold if job.request.threshold is None else job.request.threshold
+        vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.request.simplify_m)
+        with open_raster(raster, len(meta.bands)) as source:
+            prob = predict_probability(
+                source, predictor, icfg, workdir, lambda f: progress(_READ + _MODEL * f)
+            )
+            collection = extract_roads(prob, vcfg, lambda f: progress(_READ + _MODEL + _VECTOR * f))
+            record = provenance(meta, source, icfg, vcfg)
+        del prob
+        record["source"]["name"] = ", ".join(window.get("files") or [window.get("href", "")])
+        record["window"] = window
+        record["request"] = job.request.to_dict()
+        record["job"] = {"id": job.job_id, "process": job.process_id}
+        collection["sanchari"] = record
+        write_json_atomic(collection, job.result_path)
+        progress(1.0)
+        return job.result_path
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,124 @@
+"""The ``road-extraction`` pygeoapi processor: describe the process, validate and plan jobs.
+
+Validation and planning (which catalogue files, which window, how many pixels) happen here, in
+the web process and before any job exists, so a bad request is a 4xx at once rather than a
+failed job later. The engine itself runs in the manager's worker processes
+(:mod:`sanchari_processes.service.manager`); :meth:`RoadExtractionProcessor.execute` runs it
+in-process only when the processor is used under a stock pygeoapi manager.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
+
+from sanchari_processes import __version__
+from sanchari_processes.errors import InternalError, SanchariError
+from sanchari_processes.service.config import ProcessSettings
+from sanchari_processes.service.inputs import RoadRequest, parse_crs, parse_inputs, process_inputs
+from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, run_road_job
+from sanchari_processes.sources.catalogue import Catalogue, WindowPlan
+from sanchari_processes.sources.remote import RemoteRaster, is_http_url, probe_remote
+
+LOGGER = logging.getLogger(__name__)
+
+PROCESS_ID = "road-extraction"
+OUTPUT_ID = "roads"
+
+
+def process_metadata(settings: ProcessSettings) -> dict[str, Any]:
+    """The OGC process description (pygeoapi adds links and job control options)."""
+    return {
+        "version": __version__,
+        "id": PROCESS_ID,
+        "title": "Road extraction",
+        "description": "Extracts road centrelines from satellite or aerial imagery with a "
+        "segmentation model and returns them as a GeoJSON FeatureCollection (EPSG:4326). "
+        "Imagery comes from the server's GeoTIFF catalogue (a latitude/longitude window or a "
+        "bbox) or from a GeoTIFF/COG passed by reference.",
+        "jobControlOptions": ["sync-execute", "async-execute"],
+        "outputTransmission": ["value"],
+        "keywords": ["roads", "centrelines", "segmentation", "GeoJSON", "remote sensing"],
+        "links": [],
+        "inputs": process_inputs(settings.max_pixels, settings.default_window_size),
+        "outputs": {
+            OUTPUT_ID: {
+                "title": "Road centrelines",
+                "description": "GeoJSON FeatureCollection of road centrelines (EPSG:4326) with "
+                "the run's provenance (model id and checksum, source files, window, options) "
+                "in its 'sanchari' member.",
+                "schema": {"type": "object", "contentMediaType": RESULT_MIMETYPE},
+            }
+        },
+        "example": {
+            "inputs": {"latitude": 48.8566, "longitude": 2.3522, "window_size": 512, "tta": "none"}
+        },
+    }
+
+
+class SanchariProcessorError(ProcessorExecuteError):
+    """A :class:`SanchariError` as pygeoapi's error type, keeping its HTTP status and code."""
+
+    def __init__(self, error: SanchariError) -> None:
+        super().__init__(user_msg=error.message)
+        self.http_status_code = HTTPStatus(error.http_status)
+        self.ogc_exception_code = error.ogc_code
+
+
+class RoadExtractionProcessor(BaseProcessor):
+    """Road extraction over the GeoTIFF catalogue (state: the catalogue index)."""
+
+    def __init__(self, processor_def: dict) -> None:
+        self.settings = ProcessSettings.from_mapping(processor_def)
+        super().__init__(processor_def, copy.deepcopy(process_metadata(self.settings)))
+        self.catalogue = Catalogue(self.settings.geotiff_dir)
+
+    def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
+        """Validate ``inputs`` and plan the job (raises 400/404/413 :class:`SanchariError`)."""
+        request = parse_inputs(inputs)
+        return RoadJob(
+            job_id=job_id,
+            process_id=PROCESS_ID,
+            request=request,
+            plan=self.plan(request),
+            engine=self.settings.engine,
+            job_dir=job_dir,
+            catalogue_root=self.settings.geotiff_dir,
+            remote_timeout_s=self.settings.remote_timeout_s,
+        )
+
+    def plan(self, request: RoadRequest) -> WindowPlan | RemoteRaster:
+        limit = self.settings.max_pixels
+        if request.image is not None:
+            if is_http_url(request.image):
+                return probe_remote(request.image, limit, self.settings.remote_timeout_s)
+            return self.catalogue.plan_file(request.image, limit)
+        if request.bbox is not None:
+            return self.catalogue.plan_bbox(request.bbox, parse_crs(request.bbox_crs), limit)
+        size = request.window_size or self.settings.default_window_size
+        assert request.longitude is not None and request.latitude is not None
+        return self.catalogue.plan_point(request.longitude, request.latitude, size, limit)
+
+    def execute(self, data: dict, outputs: dict | None = None) -> tuple[str, Any]:
+        """In-process execution, for stock pygeoapi managers (ours uses worker processes)."""
+        import json
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="sanchari-job-") as tmp:
+                job = self.prepare(data, "inline", Path(tmp))
+                path = run_road_job(job, lambda _fraction: None)
+                return RESULT_MIMETYPE, json.loads(path.read_text(encoding="utf-8"))
+        except SanchariError as exc:
+            raise SanchariProcessorError(exc) from None
+        except Exception:
+            LOGGER.exception("road-extraction failed")
+            raise SanchariProcessorError(InternalError("internal error")) from None
+
+    def __repr__(self) -> str:
+        return f"<RoadExtractionProcessor> {self.settings.geotiff_dir}"

@@ -1,0 +1,412 @@
+"""A folder of GeoTIFFs as one imagery catalogue: find the imagery for a place, cut a window.
+
+Each file is indexed once (CRS, grid, ground sample distance and footprint in EPSG:4326, via
+pyproj) and re-indexed only when its size or modification time changes, so a request costs a
+directory ``stat`` scan and an STRtree query, not a file open per GeoTIFF. Where several files
+cover a place the finest resolution wins, then the newest file; a window crossing files is
+mosaicked from all of them on the best file's grid (``rasterio.merge`` over ``WarpedVRT``s for
+files in other CRSs), so a request near a tile edge still sees all its imagery.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.merge import merge
+from rasterio.vrt import WarpedVRT
+from shapely.geometry import Point, Polygon, box
+from shapely.strtree import STRtree
+
+from sanchari_processes.chip import pixel_size_m
+from sanchari_processes.errors import (
+    InvalidInputError,
+    OutsideCoverageError,
+    RequestTooLargeError,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+SUFFIXES = (".tif", ".tiff")
+WGS84 = CRS.from_epsg(4326)
+#: Points per edge when footprints are reprojected (keeps curved UTM edges honest).
+_DENSIFY = 21
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One indexed GeoTIFF: its grid, resolution and footprint in EPSG:4326."""
+
+    path: Path
+    crs_wkt: str
+    transform: Affine
+    width: int
+    height: int
+    count: int
+    gsd_m: float
+    mtime_ns: int
+    size: int
+    footprint: Polygon
+
+    @property
+    def crs(self) -> CRS:
+        return CRS.from_wkt(self.crs_wkt)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the file's CRS."""
+        return _grid_bounds(self.transform, self.width, self.height)
+
+    def rank(self) -> tuple[float, int]:
+        """Sort key: finest resolution first, then newest."""
+        return (round(self.gsd_m, 6), -self.mtime_ns)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What to read for one request: source files (best first) and the output grid.
+
+    ``whole_file`` plans read one catalogue file as it is (no window is cut).
+    """
+
+    sources: tuple[Path, ...]
+    crs_wkt: str
+    transform: Affine
+    width: int
+    height: int
+    bounds_wgs84: tuple[float, float, float, float]
+    whole_file: bool = False
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def describe(self, root: Path | None = None) -> dict:
+        """A JSON-able summary for provenance (file names relative to the catalogue)."""
+        names = [_relative_name(p, root) for p in self.sources]
+        return {
+            "files": names,
+            "crs": CRS.from_wkt(self.crs_wkt).to_string(),
+            "bounds": list(_grid_bounds(self.transform, self.width, self.height)),
+            "bounds_wgs84": list(self.bounds_wgs84),
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+class Catalogue:
+    """The GeoTIFFs under ``root``, indexed by footprint (thread-safe; state: the index)."""
+
+    def __init__(self, root: Path, *, rescan_s: float = 2.0) -> None:
+        self.root = Path(root)
+        self.rescan_s = rescan_s
+        self._entries: dict[Path, CatalogueEntry] = {}
+        self._order: list[CatalogueEntry] = []
+        self._tree: STRtree | None = None
+        self._lock = threading.Lock()
+        self._scanned_at = -math.inf
+
+    # -- index ----------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Re-index new or changed files and forget removed ones (a ``stat`` scan)."""
+        with self._lock:
+            if not force and time.monotonic() - self._scanned_at < self.rescan_s:
+                return
+            found = _scan(self.root)
+            changed = set(self._entries) - set(found)
+            for path in changed:
+                del self._entries[path]
+            for path, stat in found.items():
+                old = self._entries.get(path)
+                if old and (old.mtime_ns, old.size) == (stat.st_mtime_ns, stat.st_size):
+                    continue
+                entry = _index_file(path, stat)
+                changed.add(path)
+                if entry is None:
+                    self._entries.pop(path, None)
+                else:
+                    self._entries[path] = entry
+            if changed or self._tree is None:
+                self._order = sorted(self._entries.values(), key=lambda e: str(e.path))
+                footprints = [e.footprint for e in self._order]
+                self._tree = STRtree(footprints) if footprints else None
+            self._scanned_at = time.monotonic()
+
+    def entries(self) -> list[CatalogueEntry]:
+        self.refresh()
+        return list(self._order)
+
+    def intersecting(self, geometry: shapely.Geometry) -> list[CatalogueEntry]:
+        """Entries whose footprint intersects ``geometry`` (EPSG:4326), best first."""
+        self.refresh()
+        with self._lock:
+            if self._tree is None:
+                return []
+            hits = self._tree.query(geometry, predicate="intersects")
+            found = [self._order[int(i)] for i in hits]
+        return sorted(found, key=CatalogueEntry.rank)
+
+    # -- planning -------------------------------------------------------------------------------
+    def plan_point(
+        self, longitude: float, latitude: float, window_px: int, max_pixels: int
+    ) -> WindowPlan:
+        """A ``window_px`` square centred on the point, on the best covering file's grid."""
+        if window_px * window_px > max_pixels:
+            raise RequestTooLargeError(
+                f"input 'window_size': {window_px} px squared is over the limit of "
+                f"{max_pixels} pixels"
+            )
+        candidates = self.intersecting(Point(longitude, latitude))
+        if not candidates:
+            raise OutsideCoverageError(
+                f"no imagery in the catalogue covers latitude {latitude}, longitude {longitude}"
+            )
+        best = candidates[0]
+        to_native = Transformer.from_crs(WGS84, best.crs, always_xy=True)
+        x, y = to_native.transform(longitude, latitude)
+        col, row = ~best.transform @ (x, y)
+        c0 = math.floor(col - window_px / 2)
+        r0 = math.floor(row - window_px / 2)
+        return self._plan_window(best, c0, r0, c0 + window_px, r0 + window_px, max_pixels)
+
+    def plan_bbox(
+        self, bbox: tuple[float, float, float, float], crs: CRS, max_pixels: int
+    ) -> WindowPlan:
+        """The catalogue imagery inside ``bbox`` (``minx, miny, maxx, maxy`` in ``crs``)."""
+        to_wgs84 = Transformer.from_crs(crs, WGS84, always_xy=True)
+        area = _reproject_polygon(box(*bbox), to_wgs84)
+        candidates = self.intersecting(area)
+        if not candidates:
+            raise OutsideCoverageError("no imagery in the catalogue intersects the bbox")
+        best = candidates[0]
+        to_native = Transformer.from_crs(crs, best.crs, always_xy=True)
+        left, bottom, right, top = to_native.transform_bounds(*bbox, densify_pts=_DENSIFY)
+        inverse = ~best.transform
+        cols, rows = zip(
+            *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
+            strict=True,
+        )
+        c0, c1 = math.floor(min(cols)), math.ceil(max(cols))
+        r0, r1 = math.floor(min(rows)), math.ceil(max(rows))
+        return self._plan_window(best, c0, r0, c1, r1, max_pixels)
+
+    def plan_file(self, name: str, max_pixels: int) -> WindowPlan:
+        """A whole catalogue file named relative to the catalogue root (no ``..``)."""
+        path = self.resolve_name(name)
+        self.refresh()
+        entry = self._entries.get(path)
+        if entry is None:
+            self.refresh(force=True)
+            entry = self._entries.get(path)
+        if entry is None:
+            raise InvalidInputError(f"input 'image': {name} is not a georeferenced GeoTIFF")
+        if entry.width * entry.height > max_pixels:
+            raise RequestTooLargeError(
+                f"input 'image': {name} has {entry.width * entry.height} pixels, over the limit "
+                f"of {max_pixels}"
+            )
+        return WindowPlan(
+            sources=(path,),
+            crs_wkt=entry.crs_wkt,
+            transform=entry.transform,
+            width=entry.width,
+            height=entry.height,
+            bounds_wgs84=tuple(entry.footprint.bounds),
+            whole_file=True,
+        )
+
+    def resolve_name(self, name: str) -> Path:
+        """``name`` as a file inside the catalogue, or a 400 naming the ``image`` input."""
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if not name or pure.is_absolute() or ".." in pure.parts or ":" in name:
+            raise InvalidInputError(
+                "input 'image': href must be an http(s) URL or a file name inside the catalogue"
+            )
+        if pure.suffix.lower() not in SUFFIXES:
+            raise InvalidInputError("input 'image': only GeoTIFF files (.tif, .tiff) are served")
+        root = self.root.resolve()
+        path = (root / pure).resolve()
+        if not path.is_relative_to(root):
+            raise InvalidInputError("input 'image': href points outside the catalogue")
+        if not path.is_file():
+            raise OutsideCoverageError(f"input 'image': no file {name} in the catalogue")
+        return path
+
+    def _plan_window(
+        self, best: CatalogueEntry, c0: int, r0: int, c1: int, r1: int, max_pixels: int
+    ) -> WindowPlan:
+        """Clip a window of ``best``'s grid to the imagery it touches; list those files."""
+        window_transform = best.transform @ Affine.translation(c0, r0)
+        left, bottom, right, top = _grid_bounds(window_transform, c1 - c0, r1 - r0)
+        to_wgs84 = Transformer.from_crs(best.crs, WGS84, always_xy=True)
+        window_area = _reproject_polygon(box(left, bottom, right, top), to_wgs84)
+        sources = [e for e in self.intersecting(window_area) if e.count == best.count]
+        if best not in sources:
+            sources.insert(0, best)
+        # Clip the window to the union of the sources' extents (in best's grid, whole pixels).
+        inverse = ~best.transform
+        extent_cols: list[float] = []
+        extent_rows: list[float] = []
+        for entry in sources:
+            to_best = Transformer.from_crs(entry.crs, best.crs, always_xy=True)
+            bounds = to_best.transform_bounds(*entry.bounds, densify_pts=_DENSIFY)
+            for xy in ((bounds[0], bounds[3]), (bounds[2], bounds[1])):
+                col, row = inverse @ xy
+                extent_cols.append(col)
+                extent_rows.append(row)
+        c0 = max(c0, math.floor(min(extent_cols) + 1e-6))
+        r0 = max(r0, math.floor(min(extent_rows) + 1e-6))
+        c1 = min(c1, math.ceil(max(extent_cols) - 1e-6))
+        r1 = min(r1, math.ceil(max(extent_rows) - 1e-6))
+        if c1 <= c0 or r1 <= r0:
+            raise OutsideCoverageError("no imagery in the catalogue covers the requested window")
+        width, height = c1 - c0, r1 - r0
+        if width * height > max_pixels:
+            raise RequestTooLargeError(
+                f"the requested area is {width} x {height} pixels, over the limit of "
+                f"{max_pixels} pixels"
+            )
+        transform = best.transform @ Affine.translation(c0, r0)
+        clipped = _reproject_polygon(box(*_grid_bounds(transform, width, height)), to_wgs84)
+        used = [e for e in sources if e is best or e.footprint.intersects(clipped)]
+        return WindowPlan(
+            sources=tuple(e.path for e in used),
+            crs_wkt=best.crs_wkt,
+            transform=transform,
+            width=width,
+            height=height,
+            bounds_wgs84=tuple(float(v) for v in clipped.bounds),
+        )
+
+
+def materialise(plan: WindowPlan, workdir: Path) -> Path:
+    """A GeoTIFF holding the plan's window (the file itself for whole-file plans).
+
+    The window is mosaicked from every source on the plan's grid: files in another CRS are
+    warped on the fly (``WarpedVRT``); where files overlap, the best (first) one wins.
+    """
+    if plan.whole_file:
+        return plan.sources[0]
+    target = CRS.from_wkt(plan.crs_wkt)
+    dst = Path(workdir) / "window.tif"
+    left, bottom, right, top = _grid_bounds(plan.transform, plan.width, plan.height)
+    res = (abs(plan.transform.a), abs(plan.transform.e))
+    try:
+        with ExitStack() as stack:
+            datasets = []
+            for path in plan.sources:
+                ds = stack.enter_context(rasterio.open(path))
+                if CRS.from_user_input(ds.crs) != target:
+                    ds = stack.enter_context(
+                        WarpedVRT(ds, crs=target.to_wkt(), resampling=Resampling.bilinear)
+                    )
+                datasets.append(ds)
+            first = datasets[0]
+            kwds = {"compress": "deflate"}
+            if plan.width >= 256 and plan.height >= 256:
+                kwds.update(tiled=True, blockxsize=256, blockysize=256)
+            merge(
+                datasets,
+                bounds=(left, bottom, right, top),
+                res=res,
+                nodata=first.nodata,
+                resampling=Resampling.bilinear,
+                dst_path=dst,
+                dst_kwds=kwds,
+            )
+            interp = first.colorinterp
+        with rasterio.open(dst, "r+") as out:
+            if len(interp) == out.count:
+                out.colorinterp = interp
+    except RasterioIOError as exc:
+        LOGGER.warning("mosaic of %s failed: %s", [p.name for p in plan.sources], exc)
+        raise InvalidInputError("the catalogue imagery for this window could not be read") from None
+    return dst
+
+
+def _scan(root: Path) -> dict[Path, os.stat_result]:
+    """Every GeoTIFF under ``root`` (recursively) with its ``stat``; none if ``root`` is absent."""
+    found: dict[Path, os.stat_result] = {}
+    if not root.is_dir():
+        return found
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+                path = (Path(dirpath) / name).resolve()
+                try:
+                    found[path] = path.stat()
+                except OSError:
+                    continue
+    return found
+
+
+def _index_file(path: Path, stat: os.stat_result) -> CatalogueEntry | None:
+    """Read one file's header; ``None`` (with a log line) when it cannot be served."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                if ds.crs is None:
+                    LOGGER.warning("catalogue: %s has no CRS; skipped", path.name)
+                    return None
+                if ds.transform.b or ds.transform.d:
+                    LOGGER.warning("catalogue: %s is rotated; skipped", path.name)
+                    return None
+                crs = CRS.from_user_input(ds.crs)
+                transform, width, height, count = ds.transform, ds.width, ds.height, ds.count
+    except RasterioIOError as exc:
+        LOGGER.warning("catalogue: cannot read %s: %s", path.name, exc)
+        return None
+    to_wgs84 = Transformer.from_crs(crs, WGS84, always_xy=True)
+    footprint = _reproject_polygon(box(*_grid_bounds(transform, width, height)), to_wgs84)
+    return CatalogueEntry(
+        path=path,
+        crs_wkt=crs.to_wkt(),
+        transform=transform,
+        width=width,
+        height=height,
+        count=count,
+        gsd_m=pixel_size_m(transform, crs, (height, width)),
+        mtime_ns=stat.st_mtime_ns,
+        size=stat.st_size,
+        footprint=footprint,
+    )
+
+
+def _grid_bounds(transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    x0, y0 = transform @ (0, 0)
+    x1, y1 = transform @ (width, height)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _reproject_polygon(polygon: Polygon, transformer: Transformer) -> Polygon:
+    """``polygon`` densified along its edges and reprojected."""
+    minx, miny, maxx, maxy = polygon.bounds
+    step = max(maxx - minx, maxy - miny) / _DENSIFY or 1.0
+    dense = shapely.segmentize(polygon, step)
+    coords = np.asarray(dense.exterior.coords)
+    xs, ys = transformer.transform(coords[:, 0], coords[:, 1])
+    return Polygon(np.column_stack([xs, ys]))
+
+
+def _relative_name(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(Path(path).relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    return Path(path).name

@@ -1,0 +1,184 @@
+"""Fixtures for the web-service tests (import them into a test module to use them).
+
+Rasters are tiny (128-256 px) and the model runs with 64 px patches, so a real job takes well
+under a second once a worker has loaded the model; the shared app keeps two warm workers.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import http.server
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from affine import Affine
+from flask import Flask
+from flask.testing import FlaskClient
+from pyproj import Transformer
+
+from sanchari_processes.service.app import DEFAULT_CONFIG, create_app, load_config
+from tests.synthetic import road_image, write_geotiff
+
+#: The UTM test scene: 256 x 256 px at 0.5 m, top-left corner (500000, 4649776) in EPSG:32633.
+UTM_ORIGIN = (500000.0, 4649776.0)
+#: The EPSG:4326 test scene: 256 x 256 px of 5e-6 degrees, over Paris.
+GEO_ORIGIN = (2.35, 48.86)
+GEO_RES = 5e-6
+
+
+def utm_point(col: float, row: float) -> tuple[float, float]:
+    """(longitude, latitude) of a pixel of the UTM scene."""
+    x, y = UTM_ORIGIN[0] + col * 0.5, UTM_ORIGIN[1] - row * 0.5
+    return Transformer.from_crs(32633, 4326, always_xy=True).transform(x, y)
+
+
+def geo_point(col: float, row: float) -> tuple[float, float]:
+    return GEO_ORIGIN[0] + col * GEO_RES, GEO_ORIGIN[1] - row * GEO_RES
+
+
+def make_catalogue(root: Path) -> Path:
+    """A catalogue with one UTM scene and one EPSG:4326 scene."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_geotiff(root / "utm.tif", road_image(256, 256))
+    geo = Affine(GEO_RES, 0, GEO_ORIGIN[0], 0, -GEO_RES, GEO_ORIGIN[1])
+    write_geotiff(root / "paris.tif", road_image(256, 256, seed=1), crs="EPSG:4326", transform=geo)
+    return root
+
+
+def service_config(
+    catalogue: Path,
+    jobs: Path,
+    weights: Path,
+    *,
+    workers: int = 2,
+    queue_size: int = 8,
+    **proc: Any,
+) -> dict:
+    """The repository's pygeoapi config, pointed at test folders, with tiny patches."""
+    config = copy.deepcopy(load_config(DEFAULT_CONFIG))
+    config["server"]["manager"].update(
+        output_dir=str(jobs),
+        connection=str(jobs / "jobs.sqlite3"),
+        workers=workers,
+        queue_size=queue_size,
+        threads_per_worker=1,
+        retry_after_s=7,
+    )
+    processor = config["resources"]["road-extraction"]["processor"]
+    processor.update(
+        geotiff_dir=str(catalogue),
+        weights=str(weights),
+        device="cpu",
+        default_window_size=128,
+        max_pixels=256 * 256,
+        inference={
+            "patch_size": 64,
+            "stride": 32,
+            "batch_size": 8,
+            "tta": "none",
+            "stream_window": 128,
+            "stream_halo": 16,
+        },
+    )
+    processor.update(proc)
+    return config
+
+
+def slow_runner(job: Any, progress: Callable[[float], None]) -> Path:
+    """A stand-in for the engine: 20 progress steps of 0.1 s, then an empty FeatureCollection."""
+    for step in range(20):
+        progress(step / 20)
+        time.sleep(0.1)
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    path = job.job_dir / "roads.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    return path
+
+
+def crashing_runner(job: Any, progress: Callable[[float], None]) -> Path:
+    """A runner with a bug (its text must not reach the caller)."""
+    raise KeyError("/secret/path/internal detail")
+
+
+def wait_for_job(
+    client: FlaskClient, job_id: str, timeout: float = 60.0, until: tuple[str, ...] = ()
+) -> dict:
+    """Poll ``/jobs/{id}`` until the job is final (or in one of ``until``)."""
+    final = until or ("successful", "failed", "dismissed")
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get(f"/jobs/{job_id}").get_json()
+        if status["status"] in final or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def catalogue_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_catalogue(tmp_path_factory.mktemp("catalogue"))
+
+
+@pytest.fixture(scope="session")
+def service_app(
+    tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path, tiny_checkpoint: Path
+) -> Iterator[Flask]:
+    """One app with two warm workers, shared by the endpoint tests."""
+    jobs = tmp_path_factory.mktemp("jobs")
+    app = create_app(service_config(catalogue_dir, jobs, tiny_checkpoint))
+    yield app
+    app.extensions["sanchari.manager"].shutdown()
+
+
+@pytest.fixture()
+def client(service_app: Flask) -> FlaskClient:
+    return service_app.test_client()
+
+
+def dying_runner(job: Any, progress: Callable[[float], None]) -> Path:
+    """A worker that dies mid-job (as on an out-of-memory kill)."""
+    import os
+
+    progress(0.5)
+    os._exit(9)
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with single-range ``Range`` support, as /vsicurl/ expects of a COG host."""
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if not match or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        start = int(match.group(1))
+        end = min(int(match.group(2) or len(data) - 1), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Type", "image/tiff")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        return io.BytesIO(data[start : end + 1])
+
+
+@pytest.fixture(scope="session")
+def cog_server(catalogue_dir: Path) -> Iterator[str]:
+    """An http server on 127.0.0.1 serving the catalogue folder with range requests."""
+    handler = functools.partial(_RangeHandler, directory=str(catalogue_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -1,0 +1,121 @@
+"""training.evaluate on a hand-computable case, the model paths, threshold search, CLIs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sanchari_processes.inference import read_metadata
+from tests.training_fixtures import write_road_folder
+from training import evaluate, optimize_threshold, preprocess, train, train_lovasz
+from training.cli import run_main
+
+
+def _write(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), mask.astype(np.uint8) * 255)
+
+
+def test_exact_iou_accumulated_over_the_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_truth = np.zeros((20, 20), bool)
+    a_truth[0:2, 0:5] = True  # 10 px
+    a_pred = np.zeros((20, 20), bool)
+    a_pred[0:2, 0:5] = True
+    a_pred[0:2, 0:5][:, :] = True
+    a_pred[0, 0:5] = False
+    a_pred[5:6, 0:5] = True  # 5 hit + 5 false positives
+    b_truth = np.zeros((20, 20), bool)
+    b_truth[10:12, 0:10] = True  # 20 px, nothing predicted
+    _write(tmp_path / "truth/a.png", a_truth)
+    _write(tmp_path / "pred/a.png", a_pred)
+    _write(tmp_path / "truth/b.png", b_truth)
+    _write(tmp_path / "pred/b.png", np.zeros((20, 20), bool))
+    args = ["--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "--no-apls"]
+    assert run_main(evaluate.main, args) == 0
+    report = json.loads(capsys.readouterr().out)
+    # I = 5, U = (10 + 5 + 5) + 20 = 35 -> 1/7 (a mean of per-image IoUs would be 1/6)
+    assert math.isclose(report["iou"], 5 / 35)
+    assert (report["tp"], report["fp"], report["fn"]) == (5, 5, 25)
+    assert report["relaxed_f1"] >= report["f1"]
+
+
+def test_model_on_image_folder_with_apls(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_road_folder(tmp_path / "roads", n=2, size=64, valid=True)
+    args = [
+        "--weights",
+        str(tiny_checkpoint),
+        "--images",
+        str(src / "images"),
+        "--truth",
+        str(src / "masks"),
+        "--valid",
+        str(src / "valid"),
+        "--patch",
+        "64",
+        "--tta",
+        "none",
+        "--device",
+        "cpu",
+        "--per-image",
+    ]
+    assert run_main(evaluate.main, args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 2 and 0.0 <= report["apls"] <= 1.0
+    assert report["tp"] + report["fp"] + report["fn"] + report["tn"] == 2 * 64 * (64 - 8)
+
+
+def test_optimize_threshold_records_best(
+    tmp_path: Path, make_tiny_checkpoint: Callable, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_road_folder(tmp_path / "roads", n=4, size=64)
+    preprocess.preprocess(
+        [(src, 0.5)], tmp_path / "prep", preprocess.PreprocessConfig(tile_size=64, val_fraction=0.5)
+    )
+    ckpt = make_tiny_checkpoint(tmp_path / "m.safetensors")
+    args = [
+        "--weights",
+        str(ckpt),
+        "--manifest",
+        str(tmp_path / "prep/manifest.json"),
+        "--patch",
+        "64",
+        "--tta",
+        "none",
+        "--device",
+        "cpu",
+        "-o",
+        str(tmp_path / "t"),
+    ]
+    assert run_main(optimize_threshold.main, args) == 0
+    meta = read_metadata(tmp_path / "t.safetensors")
+    search = meta.metrics["threshold_search"]
+    assert meta.threshold == search["threshold"] and search["iou"] >= search["iou_at_previous"]
+
+
+@pytest.mark.parametrize("module", [preprocess, train, train_lovasz, optimize_threshold, evaluate])
+def test_every_command_answers_help(module, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--help"])
+    assert exc.value.code == 0
+    assert "usage: python -m training." in capsys.readouterr().out
+
+
+def test_bad_input_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_main(evaluate.main, ["--truth", "x"]) == 1
+    assert capsys.readouterr().err.startswith("error: give --pred")
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--manifest", "m.json", "-o", "o", "--crop", "zero"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("error: argument --crop")
+    assert run_main(train.main, ["--manifest", "missing.json", "-o", "o"]) == 1
+    assert "manifest not found" in capsys.readouterr().err
