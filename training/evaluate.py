@@ -1,0 +1,277 @@
+"""``python -m training.evaluate``: pixel metrics accumulated over a set, plus APLS.
+
+Three ways to name the data: prediction masks against truth masks (``--pred`` + ``--truth``,
+matched by file stem), a model run over an image folder (``--weights`` + ``--images`` +
+``--truth``), or a model run over a manifest's held-out images (``--weights`` + ``--manifest``).
+The report is JSON on stdout (and ``--output``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from sanchari_processes.config import InferenceConfig, VectorizeConfig
+from sanchari_processes.errors import InvalidInputError
+from training import metrics
+from training.apls import AplsConfig, apls, geojson_lines, graph_from_lines
+from training.cli import ArgumentParser, positive_float, positive_int, run_main
+from training.io import IMAGE_SUFFIXES, read_binary, read_rgb, write_binary
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image to score: a prediction (mask file or image to predict) and its truth."""
+
+    name: str
+    truth: Path
+    valid: Path | None = None
+    pred: Path | None = None
+    image: Path | None = None
+    gsd_m: float | None = None
+
+
+def _stems(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder}: not a directory")
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def folder_samples(
+    truth: Path, valid: Path | None, *, pred: Path | None = None, images: Path | None = None
+) -> list[Sample]:
+    """Samples matched by file stem; every prediction/image needs a truth mask."""
+    truths = _stems(truth)
+    valids = _stems(valid) if valid else {}
+    inputs = _stems(pred if pred is not None else images)  # type: ignore[arg-type]
+    if not inputs:
+        raise InvalidInputError(f"{pred or images}: no image files")
+    missing = sorted(set(inputs) - set(truths))
+    if missing:
+        raise InvalidInputError(
+            f"{truth}: no truth mask for {len(missing)} file(s), e.g. {missing[0]!r}"
+        )
+    if valid and set(inputs) - set(valids):
+        raise InvalidInputError(
+            f"{valid}: no valid mask for {sorted(set(inputs) - set(valids))[0]!r}"
+        )
+    return [
+        Sample(
+            name=n,
+            truth=truths[n],
+            valid=valids.get(n),
+            pred=inputs[n] if pred is not None else None,
+            image=inputs[n] if images is not None else None,
+        )
+        for n in sorted(inputs)
+    ]
+
+
+def manifest_samples(manifest: Path, split: str) -> list[Sample]:
+    """The whole source images of one manifest split (not its overlapping tiles)."""
+    from training.dataset import load_manifest
+
+    rows = [r for r in load_manifest(manifest).get("images", []) if r["split"] == split]
+    if not rows:
+        raise InvalidInputError(f"{manifest}: no {split!r} images")
+    return [
+        Sample(
+            name=f"{r['source']}/{r['name']}",
+            truth=Path(r["mask"]),
+            valid=Path(r["valid"]) if r.get("valid") else None,
+            image=Path(r["image"]),
+            gsd_m=r.get("gsd_m"),
+        )
+        for r in rows
+    ]
+
+
+def mask_graph(mask: np.ndarray, valid: np.ndarray | None, gsd_m: float, threshold: float = 0.5):
+    """Road graph (metres) of a probability or binary raster, through the product vectorizer."""
+    from sanchari_processes.vectorize import vectorize_probability
+
+    fc = vectorize_probability(
+        mask.astype(np.float32),
+        Affine.identity(),
+        None,
+        VectorizeConfig(threshold=threshold),
+        gsd_m=gsd_m,
+        valid=valid,
+    )
+    return graph_from_lines(geojson_lines(fc, gsd_m=gsd_m))
+
+
+def _json_float(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_float(v) for k, v in value.items()}
+    return value
+
+
+def evaluate(
+    samples: Sequence[Sample],
+    *,
+    predictor: Any = None,
+    threshold: float = 0.5,
+    rho: float = 3.0,
+    with_apls: bool = True,
+    gsd_m: float | None = None,
+    apls_config: AplsConfig | None = None,
+    save_pred: Path | None = None,
+    per_image: bool = False,
+) -> dict[str, Any]:
+    """Score ``samples``: accumulated pixel metrics and the mean per-image APLS."""
+    total = metrics.Counts()
+    apls_scores: list[float] = []
+    rows: list[dict[str, Any]] = []
+    for sample, prob, truth, valid in _predictions(samples, predictor):
+        pred = prob >= threshold
+        counts = metrics.count(pred, truth, valid, rho)
+        total = total + counts
+        row: dict[str, Any] = {"name": sample.name, "iou": metrics.iou(counts)}
+        if with_apls:
+            gsd = sample.gsd_m or gsd_m
+            if gsd is None:
+                raise InvalidInputError("APLS needs the ground sample distance: pass --gsd")
+            truth_graph = mask_graph(truth, valid, gsd)
+            pred_graph = mask_graph(prob, valid, gsd, threshold)
+            score = apls(truth_graph, pred_graph, apls_config)
+            apls_scores.append(score["apls"])
+            row.update(score)
+        if save_pred is not None:
+            save_pred.mkdir(parents=True, exist_ok=True)
+            write_binary(save_pred / f"{Path(sample.name).name}.png", pred)
+        rows.append(row)
+    report: dict[str, Any] = {
+        "images": len(rows),
+        "threshold": threshold,
+        **metrics.summary(total, rho),
+    }
+    if with_apls:
+        report["apls"] = float(np.mean(apls_scores)) if apls_scores else math.nan
+        report["apls_config"] = (apls_config or AplsConfig()).__dict__
+    if per_image:
+        report["per_image"] = [_json_float(r) for r in rows]
+    return _json_float(report)
+
+
+def _predictions(
+    samples: Sequence[Sample], predictor: Any
+) -> Iterator[tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(sample, probability or 0/1 prediction, truth, valid)`` per sample."""
+    for s in samples:
+        truth = read_binary(s.truth)
+        valid = read_binary(s.valid) if s.valid else None
+        if s.pred is not None:
+            prob = read_binary(s.pred).astype(np.float32)
+        else:
+            image = read_rgb(s.image)  # type: ignore[arg-type]
+            prob = predictor.predict(np.ascontiguousarray(image.transpose(2, 0, 1)), valid)
+        if prob.shape != truth.shape or (valid is not None and valid.shape != truth.shape):
+            raise InvalidInputError(f"{s.name}: prediction, truth and valid sizes differ")
+        yield s, prob, truth, valid
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Road IoU (accumulated over the set), precision, recall, F1, relaxed F1 and "
+        "APLS, as JSON. Give --pred + --truth, --weights + --images + --truth, or --weights + "
+        "--manifest.",
+    )
+    parser.add_argument("--pred", type=Path, help="folder of predicted masks (0/255)")
+    parser.add_argument("--truth", type=Path, help="folder of truth masks (0/255)")
+    parser.add_argument("--valid", type=Path, help="folder of no-data masks (255 = has data)")
+    parser.add_argument("--weights", type=Path, help="checkpoint to run")
+    parser.add_argument("--images", type=Path, help="folder of images for --weights")
+    parser.add_argument("--manifest", type=Path, help="preprocess manifest (with --weights)")
+    parser.add_argument("--split", default="val", help="manifest split (default val)")
+    parser.add_argument(
+        "--threshold", type=float, help="probability threshold (default: the checkpoint's)"
+    )
+    parser.add_argument("--rho", type=positive_float, default=3.0, help="relaxed F1 tolerance px")
+    parser.add_argument("--gsd", type=positive_float, help="metres per pixel, for APLS")
+    parser.add_argument("--no-apls", action="store_true", help="skip APLS (faster)")
+    parser.add_argument("--tta", choices=("none", "flip4", "d4"), default="flip4")
+    parser.add_argument("--patch", type=positive_int, default=512, help="model patch size")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--limit", type=positive_int, help="score only the first N images")
+    parser.add_argument("--per-image", action="store_true", help="add per-image scores")
+    parser.add_argument("--save-pred", type=Path, help="write predicted masks here")
+    parser.add_argument("--output", type=Path, help="also write the JSON report here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    predictor = None
+    threshold = args.threshold
+    if args.pred is not None:
+        if args.weights or args.images or args.manifest:
+            raise InvalidInputError("--pred cannot be combined with --weights/--images/--manifest")
+        if args.truth is None:
+            raise InvalidInputError("--pred needs --truth")
+        samples = folder_samples(args.truth, args.valid, pred=args.pred)
+        threshold = 0.5 if threshold is None else threshold
+    elif args.weights is not None:
+        from sanchari_processes.inference import Predictor
+
+        if args.manifest is not None:
+            samples = manifest_samples(args.manifest, args.split)
+        elif args.images is not None and args.truth is not None:
+            samples = folder_samples(args.truth, args.valid, images=args.images)
+        else:
+            raise InvalidInputError("--weights needs --manifest, or --images and --truth")
+        config = InferenceConfig(
+            patch_size=args.patch,
+            stride=args.patch // 2,
+            batch_size=args.batch_size,
+            tta=args.tta,
+            device=args.device,
+        )
+        predictor = Predictor.from_checkpoint(args.weights, config)
+        threshold = predictor.metadata.threshold if threshold is None else threshold
+        if args.gsd is None and args.manifest is None:
+            args.gsd = predictor.metadata.gsd_m
+    else:
+        raise InvalidInputError("give --pred and --truth, or --weights (see --help)")
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
+    if args.limit:
+        samples = samples[: args.limit]
+    report = evaluate(
+        samples,
+        predictor=predictor,
+        threshold=threshold,
+        rho=args.rho,
+        with_apls=not args.no_apls,
+        gsd_m=args.gsd,
+        save_pred=args.save_pred,
+        per_image=args.per_image,
+    )
+    if args.weights is not None:
+        report["weights"] = str(args.weights)
+        report["tta"] = args.tta
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, None))

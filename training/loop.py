@@ -1,0 +1,534 @@
+"""The training loop shared by every phase: accumulation, AMP, cosine LR, validation, resume.
+
+A run directory holds ``last.safetensors``/``.json`` (latest weights, engine format),
+``best.safetensors``/``.json`` (best validation IoU so far), ``state.pt`` (optimizer and
+position, for ``--resume``) and ``log.csv`` (one row per validation). Both checkpoints load with
+``sanchari predict --weights``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference import (
+    Architecture,
+    ModelMetadata,
+    build_model,
+    get_preset,
+    read_metadata,
+    resolve_device,
+    save_checkpoint,
+)
+from sanchari_processes.inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, checkpoint_paths
+from training import metrics
+from training.config import Phase, TrainConfig
+from training.dataset import (
+    EpochSampler,
+    Normalisation,
+    RoadTiles,
+    Tile,
+    eval_transform,
+    load_manifest,
+    manifest_tiles,
+    train_augmentations,
+    worker_init,
+)
+from training.imagenet import LITE_MEAN, LITE_STD, init_encoder_from_imagenet, lite_variant
+from training.losses import LOSSES
+
+STATE_VERSION = 1
+LOG_FIELDS = (
+    "time",
+    "phase",
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_iou",
+    "val_precision",
+    "val_recall",
+    "val_f1",
+    "steps_per_s",
+    "epoch_complete",
+)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine annealing from ``base`` to 0 over ``total`` steps (pure; resume-safe)."""
+    if total <= 0:
+        return base
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def normalisation_for(architecture: Architecture) -> Normalisation:
+    """Lite encoders were trained on [-1, 1] inputs; smp/lukemelas encoders on ImageNet stats."""
+    if lite_variant(architecture.encoder_name.removeprefix("tu-")) is not None:
+        return Normalisation(LITE_MEAN, LITE_STD)
+    return Normalisation(IMAGENET_MEAN, IMAGENET_STD)
+
+
+@dataclass
+class RunState:
+    """Where a run is; saved to ``state.pt`` so ``--resume`` continues exactly there."""
+
+    phase_index: int = 0
+    epoch: int = 0
+    #: Micro-batches of the current epoch already consumed.
+    batch: int = 0
+    step: int = 0
+    phase_step: int = 0
+    best_iou: float = -1.0
+    hard_indices: list[int] | None = None
+    baseline_done: bool = False
+    optimizer: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, **self.__dict__}
+
+
+@dataclass
+class Context:
+    """What the loop needs besides the model; built once per run."""
+
+    config: TrainConfig
+    device: torch.device
+    architecture: Architecture
+    norm: Normalisation
+    train: list[Tile]
+    val: list[Tile]
+    imagenet_source: str | None
+    data_description: str
+    gsd_m: float
+    manifest_sha256: str
+    preset: str | None
+
+
+def _manifest_context(config: TrainConfig) -> tuple[list[Tile], list[Tile], str, float, str]:
+    manifest = load_manifest(config.manifest)
+    train = manifest_tiles(config.manifest, "train")
+    val = manifest_tiles(config.manifest, "val")
+    if not train:
+        raise InvalidInputError(f"{config.manifest}: no training tiles")
+    if not val:
+        raise InvalidInputError(f"{config.manifest}: no validation tiles (use --val-fraction > 0)")
+    sources = ", ".join(s["name"] for s in manifest.get("sources", []))
+    pre = manifest.get("config", {})
+    n_img = manifest.get("images", [])
+    n_val_img = sum(i["split"] == "val" for i in n_img)
+    desc = (
+        f"{sources}: {len(n_img) - n_val_img} train / {n_val_img} held-out images "
+        f"(split seed {pre.get('seed')}, val fraction {pre.get('val_fraction')}), "
+        f"{pre.get('tile_size')} px tiles, {len(train)} train / {len(val)} val tiles"
+    )
+    gsd = float(np.mean([t.gsd_m for t in train]))
+    digest = hashlib.sha256(config.manifest.read_bytes()).hexdigest()
+    return train, val, desc, gsd, digest
+
+
+def _pad_size(tiles: list[Tile], multiple: int) -> int:
+    """Side every validation tile is padded to (the largest tile, up to a multiple)."""
+    largest = 0
+    for t in tiles[:1] + tiles[-1:]:
+        img = cv2.imread(str(t.image), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise InvalidInputError(f"{t.image}: cannot read tile")
+        largest = max(largest, *img.shape[:2])
+    return math.ceil(largest / multiple) * multiple
+
+
+def _loader(
+    dataset: RoadTiles, config: TrainConfig, device: torch.device, sampler: Any = None
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=config.num_workers,
+        worker_init_fn=worker_init if config.num_workers else None,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
+
+
+@torch.no_grad()
+def predict_tiles(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield ``(logits, image, mask, valid)`` per batch, in eval mode."""
+    model.eval()
+    for x, m, v in loader:
+        x = x.to(device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+            logits = model(x)
+        yield logits.float(), x, m.to(device), v.to(device)
+
+
+def validate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    loss_fn: Callable[..., torch.Tensor],
+    threshold: float,
+    amp: bool = True,
+) -> tuple[float, metrics.Counts]:
+    """Mean loss and accumulated pixel counts (relaxed ones skipped: rho 0) over a loader."""
+    total = metrics.Counts()
+    losses = []
+    for logits, _, m, v in predict_tiles(model, loader, device, amp):
+        losses.append(float(loss_fn(logits, m, v).detach()))
+        pred = (torch.sigmoid(logits) >= threshold).cpu().numpy()[:, 0]
+        truth = m.bool().cpu().numpy()[:, 0]
+        valid = v.bool().cpu().numpy()[:, 0]
+        for p, t, va in zip(pred, truth, valid, strict=True):
+            total = total + _fast_counts(p, t, va)
+    return float(np.mean(losses)) if losses else math.nan, total
+
+
+def _fast_counts(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> metrics.Counts:
+    """Exact counts only (validation during training does not need the relaxed ones)."""
+    pred, truth = pred & valid, truth & valid
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(truth)) - tp
+    return metrics.Counts(tp=tp, fp=fp, fn=fn, tn=int(np.count_nonzero(valid)) - tp - fp - fn)
+
+
+def hardest_tiles(
+    model: torch.nn.Module,
+    dataset: RoadTiles,
+    config: TrainConfig,
+    device: torch.device,
+    fraction: float,
+) -> list[int]:
+    """Indices of the ``fraction`` training tiles with the lowest IoU (no road anywhere = 1)."""
+    loader = _loader(dataset, config, device)
+    scores: list[float] = []
+    for logits, _, m, v in predict_tiles(model, loader, device, config.amp):
+        pred = (torch.sigmoid(logits) >= config.val_threshold).cpu().numpy()[:, 0]
+        for p, t, va in zip(
+            pred, m.bool().cpu().numpy()[:, 0], v.bool().cpu().numpy()[:, 0], strict=True
+        ):
+            score = metrics.iou(_fast_counts(p, t, va))
+            scores.append(1.0 if math.isnan(score) else score)
+    n = max(1, math.ceil(fraction * len(scores)))
+    return sorted(np.argsort(scores, kind="stable")[:n].tolist())
+
+
+def _metadata(ctx: Context, extra: dict[str, Any]) -> ModelMetadata:
+    config = ctx.config
+    training = {
+        "recipe": config.recipe(),
+        "manifest": str(config.manifest.resolve()),
+        "manifest_sha256": ctx.manifest_sha256,
+        "imagenet_init": ctx.imagenet_source,
+        "train_tiles": len(ctx.train),
+        "val_tiles": len(ctx.val),
+    }
+    return ModelMetadata(
+        model_id=config.model_id or f"{config.preset}-{config.out_dir.name}",
+        architecture=ctx.architecture,
+        preset=ctx.preset,
+        mean=ctx.norm.mean,
+        std=ctx.norm.std,
+        gsd_m=ctx.gsd_m,
+        threshold=config.val_threshold,
+        data=ctx.data_description,
+        metrics={**extra, "training": training},
+    )
+
+
+def _append_log(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+
+def _save_state(out: Path, state: RunState) -> None:
+    tmp = out / ".state.pt.tmp"
+    torch.save(state.to_dict(), tmp)
+    tmp.replace(out / "state.pt")
+
+
+def _load_state(out: Path) -> RunState:
+    path = out / "state.pt"
+    if not path.is_file():
+        raise InvalidInputError(f"{out}: nothing to resume (no state.pt)")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if data.pop("version", None) != STATE_VERSION:
+        raise InvalidInputError(f"{path}: unsupported state version")
+    return RunState(**data)
+
+
+def _build(ctx: Context) -> torch.nn.Module:
+    config = ctx.config
+    model = build_model(ctx.architecture)
+    if config.init_weights is not None:
+        weights, _ = checkpoint_paths(config.init_weights)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        model.load_state_dict(state, strict=True)
+    return model
+
+
+def _context(config: TrainConfig) -> Context:
+    device = resolve_device(config.device)
+    if config.init_weights is not None:
+        architecture = read_metadata(config.init_weights).architecture
+    else:
+        architecture = get_preset(config.preset)
+    if config.crop % architecture.size_multiple:
+        raise InvalidInputError(f"crop must be a multiple of {architecture.size_multiple}")
+    train, val, desc, gsd, digest = _manifest_context(config)
+    if config.val_max_tiles is not None:
+        val = val[: config.val_max_tiles]
+    norm = normalisation_for(architecture)
+    preset: str | None = config.preset
+    imagenet: str | None = None
+    if config.init_weights is not None:
+        meta = read_metadata(config.init_weights)
+        norm = Normalisation(meta.mean, meta.std, meta.input_scale)
+        preset = meta.preset
+        imagenet = meta.metrics.get("training", {}).get("imagenet_init")
+    return Context(
+        config, device, architecture, norm, train, val, imagenet, desc, gsd, digest, preset
+    )
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) every phase of ``config``; returns the best checkpoint's path."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ctx = _context(config)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    model = _build(ctx)
+    recipe = config.recipe()
+    if config.resume:
+        state = _load_state(out)
+        if state.recipe.get("architecture") != ctx.architecture.to_dict():
+            raise InvalidInputError(f"{out}: the run to resume used another architecture")
+        state.recipe = {**recipe, "architecture": ctx.architecture.to_dict()}
+        weights = load_file(str(out / "last.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
+        ctx.imagenet_source = (
+            read_metadata(out / "last.safetensors").metrics["training"].get("imagenet_init")
+        )
+    else:
+        if (out / "state.pt").exists():
+            raise InvalidInputError(
+                f"{out}: a run already exists there; pass --resume or choose another --out"
+            )
+        state = RunState(recipe={**recipe, "architecture": ctx.architecture.to_dict()})
+        torch.manual_seed(config.seed)
+        if config.init_weights is None and config.imagenet:
+            ctx.imagenet_source = init_encoder_from_imagenet(model, ctx.architecture.encoder_name)
+    if config.max_steps is not None and state.step >= config.max_steps:
+        raise InvalidInputError(
+            f"{out}: already at step {state.step}; raise --max-steps to train further"
+        )
+    model.to(ctx.device)
+
+    train_set = RoadTiles(
+        ctx.train,
+        train_augmentations(config.crop) if config.augment else eval_transform(config.crop),
+        ctx.norm,
+    )
+    plain_train = RoadTiles(ctx.train, eval_transform(_pad_size(ctx.train, 32)), ctx.norm)
+    val_set = RoadTiles(ctx.val, eval_transform(_pad_size(ctx.val, 32)), ctx.norm)
+    val_loader = _loader(val_set, config, ctx.device)
+    use_amp = config.amp and ctx.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    if state.scaler:
+        scaler.load_state_dict(state.scaler)
+
+    def checkpoint(name: str, extra: dict[str, Any]) -> Path:
+        return save_checkpoint(model, _metadata(ctx, extra), out / name)
+
+    def persist(optimizer: torch.optim.Optimizer, extra: dict[str, Any]) -> None:
+        checkpoint("last", extra)
+        state.optimizer = optimizer.state_dict()
+        state.scaler = scaler.state_dict()
+        _save_state(out, state)
+
+    def run_validation(phase: Phase, loss_fn: Callable[..., torch.Tensor]) -> dict[str, Any]:
+        loss, counts = validate(
+            model, val_loader, ctx.device, loss_fn, config.val_threshold, config.amp
+        )
+        result = {
+            "val_loss": loss,
+            "val_iou": metrics.iou(counts),
+            "val_precision": metrics.precision(counts),
+            "val_recall": metrics.recall(counts),
+            "val_f1": metrics.f1(counts),
+        }
+        scores = {k: v for k, v in result.items() if k != "val_loss"} | {
+            "val_threshold": config.val_threshold,
+            "phase": phase.name,
+            "epoch": state.epoch,
+            "step": state.step,
+        }
+        iou = result["val_iou"]
+        if not math.isnan(iou) and iou > state.best_iou:
+            state.best_iou = iou
+            checkpoint("best", scores)
+        result["scores"] = scores
+        return result
+
+    stopped = False
+    for phase_index in range(state.phase_index, len(config.phases)):
+        phase = config.phases[phase_index]
+        loss_fn = LOSSES[phase.loss]
+        if phase.hard_fraction is not None and state.hard_indices is None:
+            best = out / "best.safetensors"
+            if best.is_file():
+                model.load_state_dict(
+                    {k: v.float().to(ctx.device) for k, v in load_file(str(best)).items()}
+                )
+            state.hard_indices = hardest_tiles(
+                model, plain_train, config, ctx.device, phase.hard_fraction
+            )
+        indices = (
+            state.hard_indices if state.hard_indices is not None else list(range(len(train_set)))
+        )
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=phase.lr, weight_decay=config.weight_decay
+        )
+        if state.optimizer:
+            optimizer.load_state_dict(state.optimizer)
+        if not state.baseline_done and (config.init_weights is not None or phase_index > 0):
+            # Fine-tuning phases start from trained weights: score them first so "best" can
+            # never be worse than the starting point.
+            result = run_validation(phase, loss_fn)
+            _append_log(
+                out / "log.csv",
+                {
+                    "time": _now(),
+                    "phase": phase.name,
+                    "epoch": 0,
+                    "step": state.step,
+                    "lr": phase.lr,
+                    **{k: v for k, v in result.items() if k != "scores"},
+                    "epoch_complete": "baseline",
+                },
+            )
+        state.baseline_done = True
+        batches_per_epoch = math.ceil(len(indices) / config.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / config.accumulate)
+        total_steps = steps_per_epoch * phase.epochs
+        bar = tqdm(
+            total=total_steps,
+            initial=state.phase_step,
+            desc=phase.name,
+            unit="step",
+            disable=not config.progress,
+            dynamic_ncols=True,
+        )
+        while state.epoch < phase.epochs:
+            sampler = EpochSampler(
+                indices,
+                config.seed,
+                state.epoch + 1000 * phase_index,
+                start=state.batch * config.batch_size,
+            )
+            loader = _loader(train_set, config, ctx.device, sampler)
+            model.train()
+            losses: list[float] = []
+            started, start_step = time.perf_counter(), state.step
+            optimizer.zero_grad(set_to_none=True)
+            for x, m, v in loader:
+                x, m, v = (t.to(ctx.device, non_blocking=True) for t in (x, m, v))
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    logits = model(x)
+                loss = loss_fn(logits.float(), m, v)
+                scaler.scale(loss / config.accumulate).backward()
+                losses.append(float(loss.detach()))
+                state.batch += 1
+                if state.batch % config.accumulate and state.batch < batches_per_epoch:
+                    continue  # accumulate; the epoch's last batches step with what they have
+                lr = (
+                    cosine_lr(phase.lr, state.phase_step, total_steps)
+                    if phase.schedule == "cosine"
+                    else phase.lr
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.phase_step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-config.accumulate * 10 :]):.4f}")
+                if config.max_steps is not None and state.step >= config.max_steps:
+                    stopped = True
+                    break
+                if config.save_every and state.step % config.save_every == 0:
+                    persist(optimizer, {"phase": phase.name, "step": state.step})
+            epoch_complete = not stopped
+            elapsed = time.perf_counter() - started
+            result = run_validation(phase, loss_fn)
+            row = {
+                "time": _now(),
+                "phase": phase.name,
+                "epoch": state.epoch + 1,
+                "step": state.step,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": float(np.mean(losses)) if losses else math.nan,
+                **{k: v for k, v in result.items() if k != "scores"},
+                "steps_per_s": (state.step - start_step) / elapsed if elapsed else math.nan,
+                "epoch_complete": epoch_complete,
+            }
+            _append_log(out / "log.csv", row)
+            bar.write(
+                f"{phase.name} epoch {state.epoch + 1}/{phase.epochs} step {state.step}: "
+                f"train loss {row['train_loss']:.4f}, val IoU {result['val_iou']:.4f}"
+            )
+            if epoch_complete:
+                state.epoch += 1
+                state.batch = 0
+            persist(optimizer, result["scores"])
+            if stopped:
+                break
+        bar.close()
+        if stopped:
+            break
+        # Phase done: the next one (now, or after a later --resume that adds it) starts afresh.
+        state.phase_index, state.epoch, state.batch, state.phase_step = phase_index + 1, 0, 0, 0
+        state.optimizer, state.hard_indices, state.baseline_done = None, None, False
+        _save_state(out, state)
+    best = out / "best.safetensors"
+    return best if best.is_file() else out / "last.safetensors"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def describe(path: Path) -> str:
+    """One line about a checkpoint's measured validation scores, for the CLIs."""
+    meta = read_metadata(path)
+    scores = {k: meta.metrics.get(k) for k in ("val_iou", "val_f1", "phase", "step")}
+    return f"{path}: {json.dumps(scores)}"

@@ -1,0 +1,319 @@
+"""``python -m training.preprocess``: image + mask pairs -> 512 px tiles + a seeded split manifest.
+
+The split is made per source image, not per tile: overlapping tiles of one image share pixels,
+so splitting tiles would leak validation pixels into training. Each source folder is split on
+its own so every data set is represented in validation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sanchari_processes.errors import InvalidInputError
+from training.cli import ArgumentParser, fraction, positive_float, positive_int, run_main
+from training.io import IMAGE_SUFFIXES, read_binary, read_rgb, write_binary, write_rgb
+
+MANIFEST_VERSION = 1
+KAGGLE_DATASET = "balraj98/deepglobe-road-extraction-dataset"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled image: where its image, mask and optional no-data mask are."""
+
+    source: str
+    name: str
+    image: Path
+    mask: Path
+    valid: Path | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How pairs are tiled and split."""
+
+    tile_size: int = 512
+    overlap: float = 0.5
+    val_fraction: float = 0.15
+    seed: int = 0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 32:
+            raise InvalidInputError(f"tile size must be >= 32, got {self.tile_size}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise InvalidInputError(f"overlap must be within 0..1, got {self.overlap}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InvalidInputError(f"val fraction must be within 0..1, got {self.val_fraction}")
+
+    @property
+    def stride(self) -> int:
+        return max(1, round(self.tile_size * (1.0 - self.overlap)))
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def find_pairs(source: Path) -> list[Pair]:
+    """Pairs from ``images/`` + ``masks/`` [+ valid/] or DeepGlobe ``*_sat.jpg``/``*_mask.png``."""
+    if not source.is_dir():
+        raise InvalidInputError(f"{source}: not a directory")
+    label = source.name
+    images_dir, masks_dir, valid_dir = source / "images", source / "masks", source / "valid"
+    if images_dir.is_dir() and masks_dir.is_dir():
+        images, masks = _by_stem(images_dir), _by_stem(masks_dir)
+        valids = _by_stem(valid_dir) if valid_dir.is_dir() else None
+        unmatched = sorted(set(images) ^ set(masks))
+        if unmatched:
+            raise InvalidInputError(
+                f"{source}: {len(unmatched)} image(s)/mask(s) without a partner, e.g. "
+                f"{unmatched[0]!r}"
+            )
+        if valids is not None and set(valids) != set(images):
+            missing = sorted(set(images) - set(valids))
+            raise InvalidInputError(
+                f"{valid_dir}: no valid mask for {len(missing)} image(s), e.g. {missing[:1]}"
+            )
+        pairs = [
+            Pair(label, n, images[n], masks[n], valids[n] if valids else None)
+            for n in sorted(images)
+        ]
+    else:
+        pairs = []
+        for sat in sorted(source.rglob("*_sat.jpg")):
+            mask = sat.with_name(sat.name[: -len("_sat.jpg")] + "_mask.png")
+            if mask.is_file():
+                pairs.append(Pair(label, sat.name[: -len("_sat.jpg")], sat, mask))
+    if not pairs:
+        raise InvalidInputError(
+            f"{source}: no image/mask pairs (expected images/ + masks/ folders, or DeepGlobe "
+            "*_sat.jpg with *_mask.png)"
+        )
+    return pairs
+
+
+def tile_origins(length: int, tile: int, stride: int) -> list[int]:
+    """Tile starts along one axis: every ``stride`` plus one flush with the end.
+
+    An axis shorter than ``tile`` gives one start (the tile is then the whole axis).
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def split_pairs(
+    pairs: Sequence[Pair], val_fraction: float, seed: int
+) -> dict[tuple[str, str], str]:
+    """``{(source, name): "train" | "val"}``, seeded and made per source (pure function)."""
+    split: dict[tuple[str, str], str] = {}
+    for source in sorted({p.source for p in pairs}):
+        names = sorted(p.name for p in pairs if p.source == source)
+        rng = np.random.default_rng([seed, *source.encode()])
+        order = rng.permutation(len(names))
+        n_val = math.ceil(val_fraction * len(names)) if val_fraction > 0 else 0
+        n_val = min(n_val, len(names) - 1)
+        for rank, index in enumerate(order):
+            split[(source, names[index])] = "val" if rank < n_val else "train"
+    return split
+
+
+def _tile_pair(job: tuple[Pair, str, float, Path, int, int]) -> list[dict[str, Any]]:
+    """Cut one pair into tiles under ``out``; returns the manifest rows (tiles without data
+    are skipped)."""
+    pair, split, gsd_m, out, tile, stride = job
+    image = read_rgb(pair.image)
+    mask = read_binary(pair.mask)
+    valid = read_binary(pair.valid) if pair.valid else None
+    if mask.shape != image.shape[:2] or (valid is not None and valid.shape != mask.shape):
+        raise InvalidInputError(
+            f"{pair.image}: image {image.shape[:2]}, mask {mask.shape} and valid sizes differ"
+        )
+    folder = out / "tiles" / pair.source
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    height, width = mask.shape
+    for r in tile_origins(height, tile, stride):
+        for c in tile_origins(width, tile, stride):
+            window = np.s_[r : r + tile, c : c + tile]
+            v = valid[window] if valid is not None else None
+            if v is not None and not v.any():
+                continue
+            stem = f"{pair.name}_r{r}_c{c}"
+            write_rgb(folder / f"{stem}.png", image[window])
+            write_binary(folder / f"{stem}_mask.png", mask[window])
+            row = {
+                "image": f"tiles/{pair.source}/{stem}.png",
+                "mask": f"tiles/{pair.source}/{stem}_mask.png",
+                "valid": None,
+                "split": split,
+                "source": pair.source,
+                "origin": pair.name,
+                "row": r,
+                "col": c,
+                "gsd_m": gsd_m,
+            }
+            if v is not None:
+                write_binary(folder / f"{stem}_valid.png", v)
+                row["valid"] = f"tiles/{pair.source}/{stem}_valid.png"
+            rows.append(row)
+    return rows
+
+
+def preprocess(
+    sources: Sequence[tuple[Path, float]], out: Path, config: PreprocessConfig
+) -> dict[str, Any]:
+    """Tile every pair of every ``(folder, gsd_m)`` source into ``out``; writes the manifest."""
+    all_pairs: list[Pair] = []
+    gsd: dict[str, float] = {}
+    source_rows = []
+    for folder, gsd_m in sources:
+        pairs = find_pairs(folder)
+        name = pairs[0].source
+        if name in gsd:
+            raise InvalidInputError(f"two sources are named {name!r}")
+        gsd[name] = gsd_m
+        source_rows.append({"name": name, "path": str(folder.resolve()), "gsd_m": gsd_m})
+        all_pairs.extend(pairs)
+    split = split_pairs(all_pairs, config.val_fraction, config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "tiles").exists():
+        shutil.rmtree(out / "tiles")  # stale tiles from an earlier split must not linger
+    jobs = [
+        (p, split[(p.source, p.name)], gsd[p.source], out, config.tile_size, config.stride)
+        for p in all_pairs
+    ]
+    if config.workers > 1:
+        with ProcessPoolExecutor(config.workers) as pool:
+            tiles = [row for rows in pool.map(_tile_pair, jobs, chunksize=4) for row in rows]
+    else:
+        tiles = [row for job in jobs for row in _tile_pair(job)]
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "config": asdict(config) | {"stride": config.stride},
+        "sources": source_rows,
+        "images": [
+            {
+                "source": p.source,
+                "name": p.name,
+                "image": str(p.image.resolve()),
+                "mask": str(p.mask.resolve()),
+                "valid": str(p.valid.resolve()) if p.valid else None,
+                "split": split[(p.source, p.name)],
+                "gsd_m": gsd[p.source],
+            }
+            for p in all_pairs
+        ],
+        "tiles": tiles,
+    }
+    text = json.dumps(manifest, indent=1) + "\n"
+    (out / "manifest.json").write_text(text, encoding="utf-8")
+    return manifest
+
+
+def kaggle_download(target: Path) -> Path:
+    """Fetch DeepGlobe roads through the Kaggle API; clear errors when that is not possible."""
+    has_env = bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
+    if not has_env and not (config_dir / "kaggle.json").is_file():
+        raise InvalidInputError(
+            f"no Kaggle credentials: put kaggle.json in {config_dir} or set KAGGLE_USERNAME and "
+            "KAGGLE_KEY (https://www.kaggle.com/docs/api), or download DeepGlobe yourself and "
+            "use --source DIR"
+        )
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError:
+        raise InvalidInputError("--download needs the Kaggle client: pip install kaggle") from None
+    api = KaggleApi()
+    api.authenticate()
+    target.mkdir(parents=True, exist_ok=True)
+    api.dataset_download_files(KAGGLE_DATASET, path=str(target), unzip=True, quiet=False)
+    return target
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m training.preprocess",
+        description="Tile image + mask pairs into 512 px tiles with a seeded train/val split.",
+    )
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder of pairs (images/ + masks/ [+ valid/], or DeepGlobe *_sat.jpg/*_mask.png); "
+        "repeat for several",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help=f"download DeepGlobe roads ({KAGGLE_DATASET}) with the Kaggle API into OUT/raw",
+    )
+    parser.add_argument(
+        "--gsd",
+        type=positive_float,
+        action="append",
+        default=[],
+        help="metres per pixel of the sources: once for all, or once per --source (default 0.5)",
+    )
+    parser.add_argument("--tile", type=positive_int, default=512, help="tile side (default 512)")
+    parser.add_argument("--overlap", type=fraction, default=0.5, help="default 0.5")
+    parser.add_argument("--val-fraction", type=fraction, default=0.15, help="default 0.15")
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sources: list[Path] = list(args.source)
+    if args.download:
+        sources.append(kaggle_download(args.out / "raw"))
+    if not sources:
+        raise InvalidInputError("give --source DIR (repeatable) or --download")
+    gsds = args.gsd or [0.5]
+    if len(gsds) == 1:
+        gsds = gsds * len(sources)
+    if len(gsds) != len(sources):
+        raise InvalidInputError(f"{len(gsds)} --gsd values for {len(sources)} sources")
+    config = PreprocessConfig(
+        tile_size=args.tile,
+        overlap=args.overlap,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    manifest = preprocess(list(zip(sources, gsds, strict=True)), args.out, config)
+    tiles = manifest["tiles"]
+    n_val = sum(t["split"] == "val" for t in tiles)
+    n_img_val = sum(i["split"] == "val" for i in manifest["images"])
+    print(
+        f"{len(manifest['images'])} images ({n_img_val} val) -> {len(tiles)} tiles "
+        f"({len(tiles) - n_val} train, {n_val} val); manifest {args.out / 'manifest.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, None))
