@@ -4,6 +4,8 @@
 # Run:    docker run --gpus all -p 5000:5000 -v /data/geotiffs:/data/geotiffs:ro \
 #           -v sanchari-jobs:/data/jobs sanchari
 # (Without a GPU, drop --gpus; the model then runs on the CPU.)
+# Earth Engine (road-extraction-gee): add -v /path/key.json:/run/secrets/ee-key.json:ro
+#   -e SANCHARI_GEE_SERVICE_ACCOUNT_KEY=/run/secrets/ee-key.json -e SANCHARI_GEE_PROJECT=PROJECT
 #
 # NOTE: written with care but not built or run here (no Docker on the development machines).
 
@@ -29,7 +31,7 @@ WORKDIR /app
 # and PROJ, so no system GIS libraries are needed. torch from PyPI includes CUDA.
 COPY setup.cfg pyproject.toml README.md* ./
 COPY sanchari_processes/__init__.py sanchari_processes/__init__.py
-RUN pip install --upgrade pip && pip install .
+RUN pip install --upgrade pip && pip install ".[gee]"
 COPY sanchari_processes sanchari_processes
 COPY weights weights
 COPY pygeoapi-config.yml openapi.yml ./

@@ -284,14 +284,48 @@ def check(shared: Path, seed: int = 0) -> dict[str, Score]:
     }
 
 
+def write_masks(shared: Path, folder: Path, seed: int = 0) -> list[Path]:
+    """Save the clean and degraded masks as 0/255 GeoTIFFs on the scene's grid.
+
+    They are the inputs of the command-line check: ``sanchari vectorize`` each, then
+    ``--score`` the GeoJSON it wrote.
+    """
+    scene = load_scene(shared)
+    clean = road_mask(scene)
+    written = []
+    for name, mask in (("clean", clean), ("degraded", degrade_mask(scene, clean, seed))):
+        path = folder / f"paris_osm_mask_{name}.tif"
+        profile = {"driver": "GTiff", "height": scene.shape[0], "width": scene.shape[1]}
+        profile.update(count=1, dtype="uint8", crs=scene.crs, transform=scene.transform)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write((mask > 0).astype(np.uint8)[None] * 255)
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation")
+    parser.add_argument(
+        "--write-masks", type=Path, metavar="DIR", help="save the clean/degraded masks as GeoTIFFs"
+    )
+    parser.add_argument(
+        "--score", type=Path, nargs="+", metavar="GEOJSON", help="score existing GeoJSON outputs"
+    )
     args = parser.parse_args(argv)
     if not (args.shared / SCENE).exists():
         print(f"no Paris scene under {args.shared}", file=sys.stderr)
         return 2
+    if args.write_masks:
+        for path in write_masks(args.shared, args.write_masks, args.seed):
+            print(path)
+        return 0
+    if args.score:
+        scene = load_scene(args.shared)
+        for path in args.score:
+            print(score(scene, json.loads(path.read_text())).lines(path.name))
+        return 0
     for label, result in check(args.shared, args.seed).items():
         print(result.lines(label))
     return 0

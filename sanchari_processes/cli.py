@@ -6,10 +6,12 @@ Every failure a user can cause ends in one ``error: …`` line on stderr and a n
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -17,11 +19,55 @@ from tqdm import tqdm
 
 from sanchari_processes import __version__
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
-from sanchari_processes.errors import InvalidInputError, ModelMissingError, SanchariError
-from sanchari_processes.settings import default_weights
+from sanchari_processes.errors import (
+    CredentialsError,
+    InvalidInputError,
+    ModelMissingError,
+    SanchariError,
+)
+from sanchari_processes.settings import configure_gdal, default_weights
 
 _TTA = click.Choice(["none", "flip4", "d4"])
+#: Earth Engine collections (kept in step with sanchari_processes.sources.gee.COLLECTIONS).
+NAIP, SENTINEL2 = "USDA/NAIP/DOQQ", "COPERNICUS/S2_SR_HARMONIZED"
 _DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+_ENGINE_OPTIONS = (
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        help="Checkpoint (.safetensors with its .json, or a folder holding one). "
+        "Default: $SANCHARI_WEIGHTS, else the shipped weights/ folder.",
+    ),
+    click.option("--device", type=_DEVICE, default="auto", show_default=True),
+    click.option(
+        "--tta", type=_TTA, default="flip4", show_default=True, help="Test-time augmentation."
+    ),
+    click.option(
+        "--threshold",
+        type=click.FloatRange(0.0, 1.0),
+        help="Road probability cut-off. Default: the checkpoint's recommended threshold.",
+    ),
+    click.option(
+        "--simplify-m",
+        type=click.FloatRange(min=0.0),
+        default=1.0,
+        show_default=True,
+        help="Line simplification tolerance in metres.",
+    ),
+    click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
+    click.option(
+        "--progress/--no-progress", default=None, help="Progress bar (default: on a TTY)."
+    ),
+)
+
+
+def _engine_options(command: Callable) -> Callable:
+    """The model and vectorizer options ``predict`` and ``predict-gee`` share."""
+    for option in reversed(_ENGINE_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,31 +84,15 @@ def cli() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Directory for one NAME.geojson per input (batch runs).",
 )
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    help="Checkpoint (.safetensors with its .json, or a folder holding one). "
-    "Default: $SANCHARI_WEIGHTS, else the shipped weights/ folder.",
-)
-@click.option("--device", type=_DEVICE, default="auto", show_default=True)
-@click.option(
-    "--tta", type=_TTA, default="flip4", show_default=True, help="Test-time augmentation."
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0.0, 1.0),
-    help="Road probability cut-off. Default: the checkpoint's recommended threshold.",
-)
-@click.option(
-    "--simplify-m",
-    type=click.FloatRange(min=0.0),
-    default=1.0,
-    show_default=True,
-    help="Line simplification tolerance in metres.",
-)
+@_engine_options
 @click.option("--mask-out", type=click.Path(path_type=Path), help="Write the 0/255 road mask here.")
 @click.option(
     "--prob-out", type=click.Path(path_type=Path), help="Write the 0..1 probability map here."
+)
+@click.option(
+    "--preview",
+    type=click.Path(path_type=Path),
+    help="Write a PNG of the image with the extracted roads drawn over it.",
 )
 @click.option("--bands", help="Comma-separated 1-based bands to use, e.g. 1,2,3 (default: RGB).")
 @click.option(
@@ -70,8 +100,6 @@ def cli() -> None:
     type=click.FloatRange(min=0.0, min_open=True),
     help="Metres per pixel, for images without georeferencing (default: the model's).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 def predict(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -83,6 +111,7 @@ def predict(
     simplify_m: float,
     mask_out: Path | None,
     prob_out: Path | None,
+    preview: Path | None,
     bands: str | None,
     gsd: float | None,
     batch_size: int,
@@ -98,6 +127,7 @@ def predict(
       sanchari predict scene.tif -o roads.geojson
       sanchari predict tiles/ --out-dir roads/ --tta d4
       sanchari predict scene.tif -o roads.geojson --mask-out mask.tif --prob-out prob.tif
+      sanchari predict scene.tif -o roads.geojson --preview roads.png
     """
     from sanchari_processes.engine import iter_inputs
 
@@ -111,9 +141,9 @@ def predict(
         raise click.UsageError("give exactly one of -o/--output or --out-dir")
     if output is not None and len(paths) > 1:
         raise click.UsageError(f"{len(paths)} inputs: use --out-dir for batch runs")
-    if (mask_out or prob_out) and len(paths) > 1:
-        raise click.UsageError("--mask-out and --prob-out take a single input")
-    for target in (output, mask_out, prob_out):
+    if (mask_out or prob_out or preview) and len(paths) > 1:
+        raise click.UsageError("--mask-out, --prob-out and --preview take a single input")
+    for target in (output, mask_out, prob_out, preview):
         if target is not None and not target.absolute().parent.is_dir():
             raise InvalidInputError(f"output directory does not exist: {target.parent}")
     if out_dir is not None:
@@ -128,10 +158,18 @@ def predict(
     band_list = _parse_bands(bands)
     for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
         target = output if output is not None else out_dir / f"{path.stem}.geojson"
-        n = _predict_one(
-            path, target, predictor, icfg, vcfg, band_list, gsd, mask_out, prob_out, show
-        )
+        extras = _Extras(mask_out, prob_out, preview)
+        n = _predict_one(path, target, predictor, icfg, vcfg, band_list, gsd, show, extras=extras)
         click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """Optional side outputs of a single-input ``predict``."""
+
+    mask_out: Path | None = None
+    prob_out: Path | None = None
+    preview: Path | None = None
 
 
 def _predict_one(
@@ -142,10 +180,12 @@ def _predict_one(
     vcfg: VectorizeConfig,
     bands: Sequence[int] | None,
     gsd: float | None,
-    mask_out: Path | None,
-    prob_out: Path | None,
     show: bool,
+    *,
+    extras: _Extras = _Extras(),
+    extra: dict | None = None,
 ) -> int:
+    """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
     from sanchari_processes.engine import extract_roads, predict_probability
     from sanchari_processes.output import write_json_atomic
     from sanchari_processes.provenance import provenance
@@ -163,13 +203,212 @@ def _predict_one(
                 prob = predict_probability(source, predictor, icfg, Path(workdir), update)
             with _bar(show, f"{path.name}: vectorize") as update:
                 collection = extract_roads(prob, vcfg, update)
-            if mask_out:
-                prob.save_mask(mask_out, vcfg.threshold)
-            if prob_out:
-                prob.save_probability(prob_out)
+            if extras.mask_out:
+                prob.save_mask(extras.mask_out, vcfg.threshold)
+            if extras.prob_out:
+                prob.save_probability(extras.prob_out)
         collection["sanchari"] = provenance(meta, source, icfg, vcfg)
+        if extras.preview:
+            from sanchari_processes.preview import render_preview
+
+            render_preview(source, collection, extras.preview)
+    collection["sanchari"].update(extra or {})
     write_json_atomic(collection, target)
     return len(collection["features"])
+
+
+@cli.command("predict-gee")
+@click.option("--lat", type=float, help="Latitude of one point (with --lon).")
+@click.option("--lon", type=float, help="Longitude of one point (with --lat).")
+@click.option(
+    "--points",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV of points: a header row with lat and lon columns (or latitude, longitude) and "
+    "an optional name column naming the output file.",
+)
+@click.option("--name", help="Output name for the --lat/--lon point (default: LAT_LON).")
+@click.option(
+    "--collection",
+    type=click.Choice([NAIP, SENTINEL2]),
+    default=NAIP,
+    show_default=True,
+    help="NAIP (contiguous US, ~0.6 m) or Sentinel-2 (global, 10 m).",
+)
+@click.option(
+    "--scale", type=float, default=1.0, show_default=True, help="Metres per pixel of the chip."
+)
+@click.option(
+    "--window-size", type=int, default=1024, show_default=True, help="Chip side in pixels."
+)
+@click.option("--start-date", help="First acquisition date, YYYY-MM-DD.")
+@click.option("--end-date", help="Last acquisition date, YYYY-MM-DD, inclusive (default: today).")
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Directory for one NAME.geojson per point.",
+)
+@click.option("--save-imagery", is_flag=True, help="Also keep each chip as NAME.tif.")
+@click.option("--project", help="Cloud project for Earth Engine (default: $SANCHARI_GEE_PROJECT).")
+@_engine_options
+def predict_gee(
+    lat: float | None,
+    lon: float | None,
+    points: Path | None,
+    name: str | None,
+    collection: str,
+    scale: float,
+    window_size: int,
+    start_date: str | None,
+    end_date: str | None,
+    out_dir: Path,
+    save_imagery: bool,
+    project: str | None,
+    weights: Path | None,
+    device: str,
+    tta: str,
+    threshold: float | None,
+    simplify_m: float,
+    batch_size: int,
+    progress: bool | None,
+) -> None:
+    """Extract road centrelines around points from Google Earth Engine imagery.
+
+    One NAME.geojson per point in --out-dir, with the Earth Engine image ids and dates in its
+    'sanchari' member. Earth Engine credentials come from SANCHARI_GEE_SERVICE_ACCOUNT_KEY (or
+    GOOGLE_APPLICATION_CREDENTIALS) or `earthengine authenticate`, with SANCHARI_GEE_PROJECT;
+    see Google Earth Engine imagery in the README.
+
+    \b
+    --points CSV, e.g.:
+      name,lat,lon
+      denver,39.7392,-104.9903
+      boulder,40.0150,-105.2705
+
+    \b
+    Examples:
+      sanchari predict-gee --lat 39.7392 --lon -104.9903 --out-dir roads/
+      sanchari predict-gee --points cities.csv --out-dir roads/ --window-size 512
+      sanchari predict-gee --lat 48.8566 --lon 2.3522 --collection COPERNICUS/S2_SR_HARMONIZED
+    """
+    import os
+    from datetime import date
+
+    from sanchari_processes.service.config import DEFAULT_MAX_PIXELS
+    from sanchari_processes.service.inputs import parse_gee_inputs
+    from sanchari_processes.sources import gee
+
+    if (points is None) == (lat is None and lon is None):
+        raise click.UsageError("give --lat and --lon, or --points FILE.csv")
+    if points is None and (lat is None or lon is None):
+        raise click.UsageError("--lat and --lon go together")
+    if points is not None and name:
+        raise click.UsageError("--name applies to a single --lat/--lon point")
+    options = {"collection": collection, "scale": scale, "window_size": window_size}
+    options.update({k: v for k, v in (("start_date", start_date), ("end_date", end_date)) if v})
+    if points is None:
+        assert lat is not None and lon is not None
+        named = [(name or f"{lat:.5f}_{lon:.5f}", lat, lon, "--lat/--lon")]
+    else:
+        named = _read_points(points)
+    requests = []
+    for label, p_lat, p_lon, where in named:
+        try:
+            requests.append(
+                (label, parse_gee_inputs({"latitude": p_lat, "longitude": p_lon, **options}))
+            )
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{where}: {exc.message}") from None
+    settings = gee.GeeSettings.from_env(os.environ)
+    if project:
+        settings = replace(settings, project=project)
+    gee.resolve_credentials(settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    icfg = InferenceConfig(tta=tta, device=device, batch_size=batch_size)  # type: ignore[arg-type]
+    predictor = _load_predictor(weights, icfg)
+    vcfg = VectorizeConfig(
+        threshold=predictor.metadata.threshold if threshold is None else threshold,
+        simplify_m=simplify_m,
+    )
+    client = gee.connect(settings)
+    failed = 0
+    for label, request in tqdm(requests, desc="points", disable=not show or len(requests) == 1):
+        target = out_dir / f"{label}.geojson"
+        try:
+            plan = gee.plan_gee(
+                request.longitude,
+                request.latitude,
+                collection=request.collection,
+                scale_m=request.scale,
+                window_px=request.window_size or window_size,
+                start=request.start_date,
+                end=request.end_date,
+                today=date.today(),
+                max_pixels=DEFAULT_MAX_PIXELS,
+                settings=settings,
+            )
+            with tempfile.TemporaryDirectory(prefix="sanchari-gee-") as workdir:
+                with _bar(show, f"{label}: Earth Engine") as update:
+                    fetched = gee.fetch_gee(plan, client, Path(workdir), update)
+                extra = {"window": fetched.window, "imagery": fetched.imagery}
+                extra["request"] = request.to_dict()
+                n = _predict_one(
+                    fetched.path, target, predictor, icfg, vcfg, None, None, show, extra=extra
+                )
+                if save_imagery:
+                    shutil.copyfile(fetched.path, out_dir / f"{label}.tif")
+        except (CredentialsError, ModelMissingError):
+            raise
+        except SanchariError as exc:
+            failed += 1
+            click.echo(f"{label}: failed: {exc.message}", err=True)
+            continue
+        dates = sorted(image["date"] for image in fetched.imagery["images"])
+        click.echo(
+            f"{label}: {n} road segments → {target} "
+            f"({len(dates)} image(s), {dates[0]}..{dates[-1]})",
+            err=True,
+        )
+    if failed:
+        raise SanchariError(f"{failed} of {len(requests)} point(s) failed (see above)")
+
+
+def _read_points(path: Path) -> list[tuple[str, float, float, str]]:
+    """``(name, lat, lon, where)`` rows of a points CSV (names made safe for file names)."""
+    import csv
+    import re
+
+    if not path.is_file():
+        raise InvalidInputError(f"points file not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = {c.strip().lower(): c for c in reader.fieldnames or []}
+        lat_col = columns.get("lat") or columns.get("latitude")
+        lon_col = columns.get("lon") or columns.get("longitude")
+        if not lat_col or not lon_col:
+            raise InvalidInputError(
+                f"{path.name}: needs a header row with lat and lon columns (name optional)"
+            )
+        name_col = columns.get("name")
+        rows: list[tuple[str, float, float, str]] = []
+        for line, row in enumerate(reader, start=2):
+            where = f"{path.name} line {line}"
+            try:
+                lat, lon = float(row[lat_col]), float(row[lon_col])
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"{where}: lat and lon must be numbers") from None
+            raw = (row.get(name_col) or "").strip() if name_col else ""
+            label = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("._") or f"point_{len(rows) + 1}"
+            rows.append((label, lat, lon, where))
+    if not rows:
+        raise InvalidInputError(f"{path.name}: no points")
+    names = [r[0] for r in rows]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise InvalidInputError(f"{path.name}: name {duplicate!r} is used twice")
+    return rows
 
 
 @cli.command()
@@ -298,6 +537,7 @@ class _bar:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: one line per error, never a traceback for the user's mistakes."""
+    configure_gdal()
     try:
         cli.main(args=argv, prog_name="sanchari", standalone_mode=False)
     except click.exceptions.Abort:
@@ -319,14 +559,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="SANCHARI_HOST")
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
-              envvar="SANCHARI_PORT")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              envvar="PYGEOAPI_CONFIG",
-              help="pygeoapi configuration. Default: the repository's pygeoapi-config.yml.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=5000, show_default=True, envvar="SANCHARI_PORT"
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="PYGEOAPI_CONFIG",
+    help="pygeoapi configuration. Default: the repository's pygeoapi-config.yml.",
+)
 @click.option("--url", envvar="SANCHARI_URL", help="Public base URL (default: http://HOST:PORT).")
-@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="HTTP request threads.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="HTTP request threads.",
+)
 def serve(host: str, port: int, config_path: Path | None, url: str | None, threads: int) -> None:
     """Run the OGC API - Processes service (waitress; Ctrl-C stops it).
 

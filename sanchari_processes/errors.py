@@ -46,6 +46,27 @@ class SourceUnavailableError(SanchariError):
     http_status = 503
 
 
+class CredentialsError(SourceUnavailableError):
+    """An imagery source needs credentials that are missing or were refused.
+
+    The message says how to authenticate; it never carries the credentials themselves.
+    """
+
+
+class RateLimitedError(SanchariError):
+    """An upstream service (Earth Engine) is rate-limiting us or a quota is spent; retry later.
+
+    ``retry_after_s`` is the wait we suggest; the service sends its configured ``Retry-After``.
+    """
+
+    ogc_code = "TooManyRequests"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ModelMissingError(SanchariError):
     """The model weights are missing, unreadable or do not match their metadata."""
 

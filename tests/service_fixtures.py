@@ -60,9 +60,13 @@ def service_config(
     *,
     workers: int = 2,
     queue_size: int = 8,
+    gee: dict | None = None,
     **proc: Any,
 ) -> dict:
-    """The repository's pygeoapi config, pointed at test folders, with tiny patches."""
+    """The repository's pygeoapi config, pointed at test folders, with tiny patches.
+
+    Earth Engine has no credentials unless ``gee`` gives some (whatever the environment says).
+    """
     config = copy.deepcopy(load_config(DEFAULT_CONFIG))
     config["server"]["manager"].update(
         output_dir=str(jobs),
@@ -72,14 +76,12 @@ def service_config(
         threads_per_worker=1,
         retry_after_s=7,
     )
-    processor = config["resources"]["road-extraction"]["processor"]
-    processor.update(
-        geotiff_dir=str(catalogue),
-        weights=str(weights),
-        device="cpu",
-        default_window_size=128,
-        max_pixels=256 * 256,
-        inference={
+    engine = {
+        "weights": str(weights),
+        "device": "cpu",
+        "default_window_size": 128,
+        "max_pixels": 256 * 256,
+        "inference": {
             "patch_size": 64,
             "stride": 32,
             "batch_size": 8,
@@ -87,8 +89,21 @@ def service_config(
             "stream_window": 128,
             "stream_halo": 16,
         },
-    )
+    }
+    processor = config["resources"]["road-extraction"]["processor"]
+    processor.update(geotiff_dir=str(catalogue), **copy.deepcopy(engine))
     processor.update(proc)
+    gee_processor = config["resources"]["road-extraction-gee"]["processor"]
+    gee_processor.update(copy.deepcopy(engine))
+    gee_processor["gee"] = {
+        "project": "",
+        "service_account_key": "",
+        "application_credentials": "",
+        "user_credentials": str(jobs / "no-earthengine-credentials"),
+        "api_url": "",
+        "tile_px": 64,
+        **(gee or {}),
+    }
     return config
 
 

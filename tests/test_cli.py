@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from shapely.geometry import shape
 
 from sanchari_processes.cli import main
@@ -37,7 +38,8 @@ def test_predict_writes_geojson_mask_and_probability(capsys, tmp_path, utm_tif, 
     code, _, err = run(
         capsys, "predict", str(utm_tif), "-o", str(out), "--weights", str(tiny_checkpoint),
         "--tta", "none", "--mask-out", str(tmp_path / "mask.tif"),
-        "--prob-out", str(tmp_path / "prob.tif"), "--no-progress",
+        "--prob-out", str(tmp_path / "prob.tif"), "--preview", str(tmp_path / "p.png"),
+        "--no-progress",
     )  # fmt: skip
     assert code == 0, err
     collection = json.loads(out.read_text())
@@ -52,6 +54,8 @@ def test_predict_writes_geojson_mask_and_probability(capsys, tmp_path, utm_tif, 
         p = prob.read(1)
         assert p.dtype == np.float32 and 0.0 <= p.min() <= p.max() <= 1.0
         np.testing.assert_array_equal(mask.read(1) == 255, p > 0.45)
+    with Image.open(tmp_path / "p.png") as png:
+        assert png.size == (128, 96)
 
 
 def test_predict_batch_directory(capsys, tmp_path, tiny_checkpoint):

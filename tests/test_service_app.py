@@ -20,8 +20,6 @@ from tests.service_fixtures import (
     wait_for_job,
 )
 
-pytest_plugins = ["tests.service_fixtures"]
-
 EXECUTE = "/processes/road-extraction/execution"
 ASYNC = {"Prefer": "respond-async"}
 
@@ -37,7 +35,7 @@ def test_landing_conformance_and_process_list(client: FlaskClient) -> None:
     conformance = client.get("/conformance").get_json()["conformsTo"]
     assert any("ogcapi-processes-1/1.0/conf/core" in c for c in conformance)
     processes = client.get("/processes").get_json()["processes"]
-    assert [p["id"] for p in processes] == ["road-extraction"]
+    assert [p["id"] for p in processes] == ["road-extraction", "road-extraction-gee"]
 
 
 def test_describe_process(client: FlaskClient) -> None:

@@ -17,8 +17,6 @@ from owslib.ogcapi.processes import Processes
 
 from tests.service_fixtures import service_config, utm_point
 
-pytest_plugins = ["tests.service_fixtures"]
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -73,9 +71,10 @@ def server_url(
 
 def test_owslib_list_describe_execute_poll_results(server_url: str) -> None:
     client = Processes(server_url)
-    assert [p["id"] for p in client.processes()] == ["road-extraction"]
+    assert [p["id"] for p in client.processes()] == ["road-extraction", "road-extraction-gee"]
     desc = client.process("road-extraction")
     assert "latitude" in desc["inputs"]
+    assert "collection" in client.process("road-extraction-gee")["inputs"]
 
     lon, lat = utm_point(128, 128)
     inputs = {"latitude": lat, "longitude": lon, "window_size": 96}
@@ -102,4 +101,11 @@ def test_owslib_list_describe_execute_poll_results(server_url: str) -> None:
         timeout=10,
     )
     assert bad.status_code == 400 and bad.json()["code"] == "InvalidParameterValue"
+    no_ee = requests.post(  # this server has no Earth Engine credentials
+        f"{server_url}/processes/road-extraction-gee/execution",
+        json={"inputs": {"latitude": 39.74, "longitude": -104.99}},
+        timeout=10,
+    )
+    assert no_ee.status_code == 503 and "Retry-After" in no_ee.headers
+    assert "earthengine authenticate" in no_ee.json()["description"]
     assert requests.get(f"{server_url}/jobs", timeout=10).ok  # still serving

@@ -1,4 +1,4 @@
-"""Pixel metrics accumulated over a whole set (pure functions; see docs/training.md).
+"""Pixel metrics accumulated over a whole set (pure functions; definitions in the README).
 
 Road IoU is sum(intersection) / sum(union) over every tile, not a mean of per-tile scores: a
 mean over tiles weighs an almost road-free tile as much as a dense one and rewards predicting

@@ -5,7 +5,8 @@ one global app, which cannot be configured per test or per ``sanchari serve`` ca
 factory wires the same pygeoapi request handlers (``pygeoapi.api`` and ``pygeoapi.api.processes``)
 to a fresh Flask app with an explicit configuration, and fixes what pygeoapi leaves to the
 host: failed jobs' results answer with their own error, an async 201 carries the job status
-document, every error is an OGC exception in JSON, and 503 answers carry ``Retry-After``.
+document, every error is an OGC exception in JSON, and 503 and 429 answers carry
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def create_app(config: dict, openapi: dict | None = None, *, runner: Runner | No
 
     @app.after_request
     def retry_hint(response: Response) -> Response:
-        if response.status_code == HTTPStatus.SERVICE_UNAVAILABLE:
+        if response.status_code in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
             response.headers.setdefault("Retry-After", str(retry_after))
         return response
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.settings import SHIPPED_WEIGHTS
+from sanchari_processes.sources.gee import GeeSettings
 
 #: 4096 x 4096 source pixels: ~50 MB of RGB, a few minutes on a CPU.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -40,33 +41,66 @@ class ProcessSettings:
     remote_timeout_s: int = 30
 
     def __post_init__(self) -> None:
-        if self.max_pixels < 64 * 64:
-            raise ValueError("max_pixels must be at least 4096")
-        if not self.default_window_size >= 64 or self.default_window_size**2 > self.max_pixels:
-            raise ValueError("default_window_size must be >= 64 and fit within max_pixels")
+        _check_limits(self.max_pixels, self.default_window_size)
 
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any]) -> ProcessSettings:
         """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
-        known = {"name", "geotiff_dir", "weights", "device", "max_pixels", "default_window_size"}
-        known |= {"remote_timeout_s", "inference"}
-        _reject_unknown(block, known, "processor")
-        weights = block.get("weights") or None
-        inference = dict(block.get("inference") or {})
-        _reject_unknown(inference, {f.name for f in fields(InferenceConfig)}, "inference")
-        device = str(block.get("device") or "auto")
-        engine = EngineSettings(
-            weights=Path(str(weights)).expanduser() if weights else SHIPPED_WEIGHTS,
-            device=device,
-            inference=replace(InferenceConfig(device=device), **inference),  # type: ignore[arg-type]
-        )
+        _reject_unknown(block, _ENGINE_KEYS | {"geotiff_dir", "remote_timeout_s"}, "processor")
         return cls(
             geotiff_dir=Path(str(block.get("geotiff_dir") or "geotiffs")).expanduser(),
-            engine=engine,
+            engine=_engine_settings(block),
             max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
             default_window_size=_int(block, "default_window_size", 1024),
             remote_timeout_s=_int(block, "remote_timeout_s", 30),
         )
+
+
+@dataclass(frozen=True)
+class GeeProcessSettings:
+    """The ``road-extraction-gee`` processor: Earth Engine access, limits and defaults."""
+
+    gee: GeeSettings = field(default_factory=GeeSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    default_window_size: int = 1024
+
+    def __post_init__(self) -> None:
+        _check_limits(self.max_pixels, self.default_window_size)
+
+    @classmethod
+    def from_mapping(cls, block: Mapping[str, Any]) -> GeeProcessSettings:
+        """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
+        _reject_unknown(block, _ENGINE_KEYS | {"gee"}, "processor")
+        return cls(
+            gee=GeeSettings.from_mapping(block.get("gee") or {}),
+            engine=_engine_settings(block),
+            max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
+            default_window_size=_int(block, "default_window_size", 1024),
+        )
+
+
+#: Processor settings every process takes: the model, its device and the request limits.
+_ENGINE_KEYS = {"name", "weights", "device", "inference", "max_pixels", "default_window_size"}
+
+
+def _engine_settings(block: Mapping[str, Any]) -> EngineSettings:
+    weights = block.get("weights") or None
+    inference = dict(block.get("inference") or {})
+    _reject_unknown(inference, {f.name for f in fields(InferenceConfig)}, "inference")
+    device = str(block.get("device") or "auto")
+    return EngineSettings(
+        weights=Path(str(weights)).expanduser() if weights else SHIPPED_WEIGHTS,
+        device=device,
+        inference=replace(InferenceConfig(device=device), **inference),  # type: ignore[arg-type]
+    )
+
+
+def _check_limits(max_pixels: int, default_window_size: int) -> None:
+    if max_pixels < 64 * 64:
+        raise ValueError("max_pixels must be at least 4096")
+    if not default_window_size >= 64 or default_window_size**2 > max_pixels:
+        raise ValueError("default_window_size must be >= 64 and fit within max_pixels")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
-"""The ``road-extraction`` inputs: their OGC description, JSON-schema validation, typed request.
+"""The processes' inputs: their OGC description, JSON-schema validation, typed requests.
 
 pygeoapi validates nothing against a process's declared schema, so every execute request is
 checked here with ``jsonschema`` before any job exists: types, ranges, unknown inputs, exactly
-one imagery source. Each error becomes one 400 naming the offending input.
+one imagery source. Each error becomes one 400 naming the offending input. ``road-extraction``
+and ``road-extraction-gee`` share the point and engine options and the same validation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 import jsonschema
@@ -16,6 +18,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.sources.gee import COLLECTIONS, MAX_SCALE_M, MIN_SCALE_M, NAIP, SENTINEL2
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOTIFF = "image/tiff; application=geotiff"
@@ -50,22 +53,66 @@ _WINDOW = {"type": "integer", "minimum": 64, "default": 1024}
 _SIMPLIFY = {"type": "number", "minimum": 0, "maximum": 100, "default": 1.0}
 
 
-def process_inputs(max_pixels: int, default_window: int) -> dict[str, dict]:
-    """The OGC process-description ``inputs`` block."""
-    optional = {"minOccurs": 0, "maxOccurs": 1}
+_OPTIONAL = {"minOccurs": 0, "maxOccurs": 1}
+
+
+def _point_inputs(occurs: dict[str, int]) -> dict[str, dict]:
     return {
         "latitude": {
             "title": "Latitude",
             "description": "WGS84 latitude of the centre of the window (with longitude).",
             "schema": _LATITUDE,
-            **optional,
+            **occurs,
         },
         "longitude": {
             "title": "Longitude",
             "description": "WGS84 longitude of the centre of the window (with latitude).",
             "schema": _LONGITUDE,
-            **optional,
+            **occurs,
         },
+    }
+
+
+def _engine_inputs() -> dict[str, dict]:
+    """The model and vectorizer options both processes take."""
+    return {
+        "threshold": {
+            "title": "Road probability threshold",
+            "description": "Cut-off between road and background (default: the model's).",
+            "schema": _THRESHOLD,
+            **_OPTIONAL,
+        },
+        "tta": {
+            "title": "Test-time augmentation",
+            "description": "none (fastest), flip4 or d4 (best, 8x the work).",
+            "schema": _TTA,
+            **_OPTIONAL,
+        },
+    }
+
+
+def _window_input(description: str, default_window: int) -> dict[str, dict]:
+    return {
+        "window_size": {
+            "title": "Window size (pixels)",
+            "description": description,
+            "schema": {**_WINDOW, "default": default_window},
+            **_OPTIONAL,
+        },
+        "simplify_m": {
+            "title": "Simplification tolerance (metres)",
+            "description": "Douglas-Peucker tolerance applied to the centrelines.",
+            "schema": _SIMPLIFY,
+            **_OPTIONAL,
+        },
+    }
+
+
+def process_inputs(max_pixels: int, default_window: int) -> dict[str, dict]:
+    """The OGC process-description ``inputs`` block."""
+    optional = _OPTIONAL
+    return {
+        **_point_inputs(optional),
         "bbox": {
             "title": "Bounding box",
             "description": "Area to map, cut from the catalogue: [minx, miny, maxx, maxy] in "
@@ -81,50 +128,41 @@ def process_inputs(max_pixels: int, default_window: int) -> dict[str, dict]:
             "schema": {"type": "string", "contentEncoding": "binary", "contentMediaType": GEOTIFF},
             **optional,
         },
-        "threshold": {
-            "title": "Road probability threshold",
-            "description": "Cut-off between road and background (default: the model's).",
-            "schema": _THRESHOLD,
-            **optional,
-        },
-        "tta": {
-            "title": "Test-time augmentation",
-            "description": "none (fastest), flip4 or d4 (best, 8x the work).",
-            "schema": _TTA,
-            **optional,
-        },
-        "window_size": {
-            "title": "Window size (pixels)",
-            "description": f"Side of the square window cut around latitude/longitude, in source "
+        **_engine_inputs(),
+        **_window_input(
+            f"Side of the square window cut around latitude/longitude, in source "
             f"pixels (default {default_window}; window_size squared may not exceed "
             f"{max_pixels} pixels).",
-            "schema": {**_WINDOW, "default": default_window},
-            **optional,
-        },
-        "simplify_m": {
-            "title": "Simplification tolerance (metres)",
-            "description": "Douglas-Peucker tolerance applied to the centrelines.",
-            "schema": _SIMPLIFY,
-            **optional,
-        },
+            default_window,
+        ),
+    }
+
+
+#: Schemas of the options both processes take.
+_ENGINE_PROPERTIES = {
+    "threshold": _THRESHOLD,
+    "tta": _TTA,
+    "window_size": _WINDOW,
+    "simplify_m": _SIMPLIFY,
+}
+
+
+def _object_schema(**properties: dict) -> dict[str, Any]:
+    """An ``inputs`` object schema: these inputs plus the engine options, nothing else."""
+    return {
+        "type": "object",
+        "properties": {**properties, **_ENGINE_PROPERTIES},
+        "additionalProperties": False,
     }
 
 
 #: What a request's ``inputs`` object must look like (the description plus by-reference image).
-VALIDATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "latitude": _LATITUDE,
-        "longitude": _LONGITUDE,
-        "bbox": _BBOX,
-        "image": {"oneOf": [_IMAGE_REF, {"type": "string", "minLength": 1, "maxLength": 2048}]},
-        "threshold": _THRESHOLD,
-        "tta": _TTA,
-        "window_size": _WINDOW,
-        "simplify_m": _SIMPLIFY,
-    },
-    "additionalProperties": False,
-}
+VALIDATION_SCHEMA: dict[str, Any] = _object_schema(
+    latitude=_LATITUDE,
+    longitude=_LONGITUDE,
+    bbox=_BBOX,
+    image={"oneOf": [_IMAGE_REF, {"type": "string", "minLength": 1, "maxLength": 2048}]},
+)
 _VALIDATOR = jsonschema.Draft202012Validator(VALIDATION_SCHEMA)
 
 
@@ -158,16 +196,22 @@ class RoadRequest:
         return values
 
 
-def parse_inputs(inputs: Any) -> RoadRequest:
-    """Validate an execute request's ``inputs``; raise a 400 naming the first bad input."""
+def _validate(inputs: Any, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    """Schema errors and non-finite numbers as one 400 naming the first bad input."""
     if not isinstance(inputs, dict):
         raise InvalidInputError("'inputs' must be a JSON object")
-    errors = sorted(_VALIDATOR.iter_errors(inputs), key=lambda e: (len(e.path), list(e.path)))
+    errors = sorted(validator.iter_errors(inputs), key=lambda e: (len(e.path), list(e.path)))
     if errors:
-        raise InvalidInputError(_describe(errors[0]))
-    for key in ("latitude", "longitude", "threshold", "simplify_m"):
+        raise InvalidInputError(_describe(errors[0], validator.schema["properties"]))
+    for key in ("latitude", "longitude", "threshold", "simplify_m", "scale"):
         if key in inputs and not math.isfinite(inputs[key]):
             raise InvalidInputError(f"input '{key}' must be a finite number")
+    return inputs
+
+
+def parse_inputs(inputs: Any) -> RoadRequest:
+    """Validate an execute request's ``inputs``; raise a 400 naming the first bad input."""
+    inputs = _validate(inputs, _VALIDATOR)
     given = [k for k in IMAGERY_INPUTS if k in inputs]
     point = {"latitude", "longitude"} & set(given)
     if len(point) == 1:
@@ -202,6 +246,120 @@ def parse_inputs(inputs: Any) -> RoadRequest:
     )
 
 
+_COLLECTION = {"type": "string", "enum": list(COLLECTIONS), "default": NAIP}
+_SCALE = {"type": "number", "minimum": MIN_SCALE_M, "maximum": MAX_SCALE_M, "default": 1.0}
+_DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "format": "date"}
+
+
+def gee_process_inputs(max_pixels: int, default_window: int) -> dict[str, dict]:
+    """The OGC ``inputs`` block of ``road-extraction-gee``."""
+    required = {"minOccurs": 1, "maxOccurs": 1}
+    return {
+        **_point_inputs(required),
+        "collection": {
+            "title": "Earth Engine collection",
+            "description": f"{NAIP} (NAIP, contiguous US, most recent images covering the "
+            f"window) or {SENTINEL2} (Sentinel-2, global, cloud-masked median over the dates).",
+            "schema": _COLLECTION,
+            **_OPTIONAL,
+        },
+        "scale": {
+            "title": "Scale (metres per pixel)",
+            "description": "Pixel size of the chip requested from Earth Engine, on the local "
+            "UTM grid (NAIP is ~0.6 m, Sentinel-2 10 m).",
+            "schema": _SCALE,
+            **_OPTIONAL,
+        },
+        "start_date": {
+            "title": "Start date",
+            "description": "First acquisition date (YYYY-MM-DD). Default: all of NAIP (from "
+            "2002), or one year before end_date for Sentinel-2.",
+            "schema": _DATE,
+            **_OPTIONAL,
+        },
+        "end_date": {
+            "title": "End date",
+            "description": "Last acquisition date, inclusive (YYYY-MM-DD). Default: today.",
+            "schema": _DATE,
+            **_OPTIONAL,
+        },
+        **_engine_inputs(),
+        **_window_input(
+            f"Side of the square chip centred on latitude/longitude, in pixels of 'scale' "
+            f"metres (default {default_window}; window_size squared may not exceed "
+            f"{max_pixels} pixels).",
+            default_window,
+        ),
+    }
+
+
+GEE_VALIDATION_SCHEMA: dict[str, Any] = _object_schema(
+    latitude=_LATITUDE,
+    longitude=_LONGITUDE,
+    collection=_COLLECTION,
+    scale=_SCALE,
+    start_date=_DATE,
+    end_date=_DATE,
+)
+_GEE_VALIDATOR = jsonschema.Draft202012Validator(GEE_VALIDATION_SCHEMA)
+
+
+@dataclass(frozen=True)
+class GeeRoadRequest:
+    """A validated ``road-extraction-gee`` request."""
+
+    latitude: float
+    longitude: float
+    collection: str = NAIP
+    scale: float = 1.0
+    start_date: date | None = None
+    end_date: date | None = None
+    threshold: float | None = None
+    tta: str | None = None
+    window_size: int | None = None
+    simplify_m: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The inputs as given (``None`` dropped), for provenance and the job record."""
+        values = {k: v for k, v in asdict(self).items() if v is not None}
+        for key in ("start_date", "end_date"):
+            if key in values:
+                values[key] = values[key].isoformat()
+        return values
+
+
+def parse_gee_inputs(inputs: Any) -> GeeRoadRequest:
+    """Validate ``road-extraction-gee`` inputs; raise a 400 naming the first bad input."""
+    inputs = _validate(inputs, _GEE_VALIDATOR)
+    for key in ("latitude", "longitude"):
+        if key not in inputs:
+            raise InvalidInputError(f"input '{key}' is required")
+    dates = {key: _parse_date(inputs, key) for key in ("start_date", "end_date")}
+    if dates["start_date"] and dates["end_date"] and dates["start_date"] > dates["end_date"]:
+        raise InvalidInputError("input 'start_date' must not be after 'end_date'")
+    return GeeRoadRequest(
+        latitude=float(inputs["latitude"]),
+        longitude=float(inputs["longitude"]),
+        collection=inputs.get("collection", NAIP),
+        scale=float(inputs.get("scale", 1.0)),
+        start_date=dates["start_date"],
+        end_date=dates["end_date"],
+        threshold=inputs.get("threshold"),
+        tta=inputs.get("tta"),
+        window_size=int(inputs["window_size"]) if "window_size" in inputs else None,
+        simplify_m=float(inputs.get("simplify_m", 1.0)),
+    )
+
+
+def _parse_date(inputs: dict[str, Any], key: str) -> date | None:
+    if key not in inputs:
+        return None
+    try:
+        return date.fromisoformat(inputs[key])
+    except ValueError:
+        raise InvalidInputError(f"input '{key}' is not a valid date (YYYY-MM-DD)") from None
+
+
 def parse_crs(text: str) -> CRS:
     """A pyproj CRS from an OGC URI, ``EPSG:n`` or WKT; 400 on ``bbox`` when unknown."""
     try:
@@ -223,12 +381,12 @@ def _check_bbox(bbox: tuple[float, ...], crs_text: str) -> None:
         )
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: jsonschema.ValidationError, accepted: dict[str, Any]) -> str:
     """One line naming the input, without echoing long values back."""
     if error.validator == "additionalProperties" and not error.path:
-        unknown = sorted(set(error.instance) - set(VALIDATION_SCHEMA["properties"]))
+        unknown = sorted(set(error.instance) - set(accepted))
         names = ", ".join(repr(u) for u in unknown)
-        return f"unknown input(s) {names}; accepted: {', '.join(VALIDATION_SCHEMA['properties'])}"
+        return f"unknown input(s) {names}; accepted: {', '.join(accepted)}"
     name = str(error.path[0]) if error.path else "inputs"
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in list(error.path)[1:])
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -244,6 +402,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         "additionalProperties": lambda: "has unknown members",
         "minLength": lambda: "must not be empty",
         "maxLength": lambda: "is too long",
+        "pattern": lambda: "must be a date written YYYY-MM-DD",
     }
     text = rules.get(str(error.validator), lambda: "is not valid")()
     if isinstance(error.instance, bool) and error.validator == "type":

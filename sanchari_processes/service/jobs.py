@@ -1,8 +1,10 @@
-"""One road-extraction job as it runs in a worker process: cut the imagery, run the engine.
+"""One road-extraction job as it runs in a worker process: get the imagery, run the engine.
 
 A :class:`RoadJob` is everything a worker needs (picklable, so it can cross a process
 boundary, or later a network one); :func:`run_road_job` turns it into a GeoJSON file in the
-job's directory, reporting real progress from the engine as it goes.
+job's directory, reporting real progress from the engine as it goes. The imagery is a window of
+the catalogue, a remote GeoTIFF, or an Earth Engine chip; each becomes a local GeoTIFF that the
+one engine reads.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sanchari_processes.service.config import EngineSettings
-from sanchari_processes.service.inputs import RoadRequest
+from sanchari_processes.service.inputs import GeeRoadRequest, RoadRequest
 from sanchari_processes.sources.catalogue import WindowPlan, materialise
+from sanchari_processes.sources.gee import EarthEngineClient, GeePlan, connect, fetch_gee
 from sanchari_processes.sources.remote import RemoteRaster, fetch_remote
 
 RESULT_NAME = "roads.geojson"
@@ -31,11 +35,11 @@ class RoadJob:
 
     job_id: str
     process_id: str
-    request: RoadRequest
-    plan: WindowPlan | RemoteRaster
+    request: RoadRequest | GeeRoadRequest
+    plan: WindowPlan | RemoteRaster | GeePlan
     engine: EngineSettings
     job_dir: Path
-    catalogue_root: Path
+    catalogue_root: Path | None = None
     remote_timeout_s: int = 30
 
     @property
@@ -43,8 +47,13 @@ class RoadJob:
         return self.job_dir / RESULT_NAME
 
 
-def run_road_job(job: RoadJob, progress: Progress) -> Path:
-    """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
+def run_road_job(
+    job: RoadJob, progress: Progress, *, gee_client: EarthEngineClient | None = None
+) -> Path:
+    """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed).
+
+    ``gee_client`` replaces the Earth Engine connection (tests pass a fake).
+    """
     from sanchari_processes.config import VectorizeConfig
     from sanchari_processes.engine import extract_roads, predict_probability
     from sanchari_processes.inference import Predictor, load_model_cached
@@ -55,12 +64,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
     workdir = job.job_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        if isinstance(job.plan, RemoteRaster):
-            raster = fetch_remote(job.plan, workdir, job.remote_timeout_s)
-            window = job.plan.describe()
-        else:
-            raster = materialise(job.plan, workdir)
-            window = job.plan.describe(job.catalogue_root)
+        raster, name, extra = _imagery(job, workdir, gee_client, lambda f: progress(_READ * f))
         progress(_READ)
         loaded = load_model_cached(job.engine.weights, job.engine.device)
         icfg = job.engine.inference
@@ -77,8 +81,8 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
             collection = extract_roads(prob, vcfg, lambda f: progress(_READ + _MODEL + _VECTOR * f))
             record = provenance(meta, source, icfg, vcfg)
         del prob
-        record["source"]["name"] = ", ".join(window.get("files") or [window.get("href", "")])
-        record["window"] = window
+        record["source"]["name"] = name
+        record.update(extra)
         record["request"] = job.request.to_dict()
         record["job"] = {"id": job.job_id, "process": job.process_id}
         collection["sanchari"] = record
@@ -87,3 +91,18 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
         return job.result_path
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _imagery(
+    job: RoadJob, workdir: Path, gee_client: EarthEngineClient | None, progress: Progress
+) -> tuple[Path, str, dict[str, Any]]:
+    """The job's imagery as a local GeoTIFF, its name and its provenance members."""
+    plan = job.plan
+    if isinstance(plan, GeePlan):
+        fetched = fetch_gee(plan, gee_client or connect(plan.settings), workdir, progress)
+        return fetched.path, plan.collection, {"window": fetched.window, "imagery": fetched.imagery}
+    if isinstance(plan, RemoteRaster):
+        raster = fetch_remote(plan, workdir, job.remote_timeout_s)
+        return raster, plan.href, {"window": plan.describe()}
+    window = plan.describe(job.catalogue_root)
+    return materialise(plan, workdir), ", ".join(window["files"]), {"window": window}
