@@ -58,7 +58,7 @@ def process_metadata(settings: ProcessSettings) -> dict[str, Any]:
         keywords=["segmentation", "remote sensing"],
         inputs=process_inputs(settings.max_pixels, settings.default_window_size),
         provenance="source files, window",
-        example={"latitude": 48.8566, "longitude": 2.3522, "window_size": 512, "tta": "none"},
+        example={"latitude": 48.9819, "longitude": 2.2821, "window_size": 512, "tta": "none"},
     )
 
 
