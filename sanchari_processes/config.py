@@ -52,6 +52,9 @@ class VectorizeConfig:
     bridge_max_m: float = 15.0
     bridge_max_angle_deg: float = 35.0
     simplify_m: float = 1.0
+    #: Mask areas wider than this are not a road (a field or car park the model marked):
+    #: they are removed before skeletonizing, which would otherwise thin them for minutes.
+    max_road_width_m: float = 50.0
     #: Side of the tiles the skeleton graph is built in (pixels); sknw indexes with int16.
     tile_size: int = 4096
     tile_overlap: int = 256

@@ -74,3 +74,25 @@ def test_mirrored_context_carries_the_skeleton_to_the_raster_edge() -> None:
     mirrored = skeleton_with_context(mask, (8, 8, 8, 8))[8:-8, 8:-8]
     assert not plain[:, :5].any()  # thinning eats half a road width at the edge...
     assert mirrored[:, 0].any()  # ...unless the road continues into the mirror
+
+
+def test_areas_wider_than_a_road_are_dropped_roads_into_them_kept() -> None:
+    mask = np.zeros((400, 400), dtype=bool)
+    mask[100:300, 100:300] = True  # a 100 m square "car park" at 0.5 m
+    mask[195:205, 0:100] = True  # a 5 m road leading into it
+    mask[20:100, 320:380] = True  # a 30 m wide road: kept
+    out = clean_mask(mask, PARAMS)
+    assert not out[100:300, 100:300].any()
+    assert out[195:205, 0:50].all()
+    assert out[30:90, 330:370].all()
+
+
+def test_wide_blob_leaves_only_the_road() -> None:
+    from tests.test_vectorize_graph import total_length_m, vectorize_pixels
+
+    mask = np.zeros((1200, 1200), dtype=np.float32)
+    mask[100:1100, 300:1100] = 1.0  # 500 m x 400 m of "road": an untrained model's output
+    mask[595:605, 0:300] = 1.0  # a real 5 m road, 150 m long, leading into it
+    roads = vectorize_pixels(mask)  # thinning the blob itself would take minutes
+    assert len(roads["features"]) == 1
+    assert total_length_m(roads) == pytest.approx(150, abs=25)

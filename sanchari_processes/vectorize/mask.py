@@ -42,8 +42,27 @@ def fill_enclosed_holes(mask: np.ndarray, max_size: int) -> np.ndarray:
     return mask | small[labels]
 
 
+def drop_wide_areas(mask: np.ndarray, max_half_width: float) -> np.ndarray:
+    """Remove the parts of ``mask`` wider than ``2 * max_half_width`` pixels.
+
+    Thinning a filled area takes one pass per pixel of its half-width over the whole window, so
+    a blob a model paints over a field or a car park (or an untrained model's all-road output)
+    would stall the skeleton for minutes, and its skeleton is no road anyway. Two distance
+    transforms (linear time) find every pixel within ``max_half_width`` of a point that deep
+    inside the mask: the wide parts, with a margin (``sqrt(2)`` times) that also takes their
+    corners, which would otherwise be left as stubs. Roads leading into them are kept.
+    """
+    depth = ndi.distance_transform_edt(mask)
+    core = depth > max_half_width
+    if not core.any():
+        return mask
+    reach = max_half_width * np.sqrt(2.0) + 2.0
+    return mask & (ndi.distance_transform_edt(~core) > reach)
+
+
 def clean_mask(mask: np.ndarray, params: PixelParams) -> np.ndarray:
-    """Fill small holes, drop small objects, close the outline, and fill what closing enclosed."""
+    """Fill small holes, drop small objects, close the outline, fill what closing enclosed,
+    and drop areas too wide to be a road."""
     out = np.asarray(mask, dtype=bool)
     if not out.any():
         return out.copy()
@@ -55,6 +74,8 @@ def clean_mask(mask: np.ndarray, params: PixelParams) -> np.ndarray:
         out = closing(out, disk(params.closing_radius_px))
         if params.fill_holes_px > 0:
             out = fill_enclosed_holes(out, params.fill_holes_px)
+    if params.max_half_width_px > 0 and out.any():
+        out = drop_wide_areas(out, params.max_half_width_px)
     return out
 
 

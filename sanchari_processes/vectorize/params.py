@@ -33,6 +33,8 @@ class PixelParams:
     bridge_max_px: float
     bridge_max_angle_deg: float
     simplify_px: float
+    #: Mask areas deeper than this from their outline are wider than any road.
+    max_half_width_px: float
     #: A dead end this close to the raster edge is a road leaving the image, not a gap.
     border_px: float
     tile_size: int
@@ -60,6 +62,7 @@ class PixelParams:
             bridge_max_px=config.bridge_max_m / gsd_m,
             bridge_max_angle_deg=config.bridge_max_angle_deg,
             simplify_px=config.simplify_m / gsd_m,
+            max_half_width_px=config.max_road_width_m / 2.0 / gsd_m,
             border_px=2.0 + closing,
             tile_size=config.tile_size,
             tile_overlap=config.tile_overlap,
