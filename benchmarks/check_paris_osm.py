@@ -7,6 +7,7 @@ small holes, short spurs). Each mask is vectorized and scored in the scene's UTM
 
 * recall: share of the OSM length within 3 m of the output;
 * precision: share of the output length within 3 m of OSM;
+* APLS (``training.apls``: CosmiQ-style, 50 m control points, 4 m snapping);
 * connected components of both networks, and the shortest cycle of the output.
 
 The helpers are imported by ``tests/test_vectorize_paris.py``, which asserts the thresholds.
@@ -40,6 +41,7 @@ if str(REPO) not in sys.path:
 
 from sanchari_processes.config import VectorizeConfig  # noqa: E402
 from sanchari_processes.vectorize import vectorize_probability  # noqa: E402
+from training.apls import apls, graph_from_lines  # noqa: E402
 
 DEFAULT_SHARED = REPO.parent / "shared"
 SCENE = Path("data/scenes/paris_img1447.tif")
@@ -73,6 +75,7 @@ class Score:
     shortest_cycle_m: float
     features: int
     length_m: float
+    apls: float
 
     def lines(self, label: str) -> str:
         cycle = "none" if math.isinf(self.shortest_cycle_m) else f"{self.shortest_cycle_m:.1f} m"
@@ -80,6 +83,7 @@ class Score:
             f"{label}: {self.features} features, {self.length_m:.0f} m; "
             f"OSM within {TOLERANCE_M:g} m of output {self.recall:.1%}, "
             f"output within {TOLERANCE_M:g} m of OSM {self.precision:.1%}; "
+            f"APLS {self.apls:.3f}; "
             f"components {self.components} (OSM {self.osm_components}); "
             f"shortest loop {cycle}"
         )
@@ -255,6 +259,8 @@ def score(scene: Scene, collection: dict) -> Score:
     recall = osm.intersection(found.buffer(TOLERANCE_M)).length / osm_length if output else 0.0
     precision = found.intersection(osm.buffer(TOLERANCE_M)).length / found_length if output else 0.0
     g = output_graph(collection)
+    osm_graph = graph_from_lines([list(line.coords) for line in scene.roads_utm])
+    found_graph = graph_from_lines([list(line.coords) for line in output])
     return Score(
         recall=recall,
         precision=precision,
@@ -263,6 +269,7 @@ def score(scene: Scene, collection: dict) -> Score:
         shortest_cycle_m=shortest_cycle_m(g),
         features=len(collection["features"]),
         length_m=found_length,
+        apls=apls(osm_graph, found_graph)["apls"] if output else 0.0,
     )
 
 

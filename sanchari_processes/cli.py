@@ -13,9 +13,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from sanchari_processes.probability import ProbabilityMap
+
 
 from sanchari_processes import __version__
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
@@ -31,7 +36,6 @@ _TTA = click.Choice(["none", "flip4", "d4"])
 #: Earth Engine collections (kept in step with sanchari_processes.sources.gee.COLLECTIONS).
 NAIP, SENTINEL2 = "USDA/NAIP/DOQQ", "COPERNICUS/S2_SR_HARMONIZED"
 _DEVICE = click.Choice(["auto", "cpu", "cuda"])
-
 
 _ENGINE_OPTIONS = (
     click.option(
@@ -186,10 +190,15 @@ def _predict_one(
     extra: dict | None = None,
 ) -> int:
     """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
-    from sanchari_processes.engine import extract_roads, predict_probability
+    from sanchari_processes.engine import run_source
     from sanchari_processes.output import write_json_atomic
-    from sanchari_processes.provenance import provenance
     from sanchari_processes.sources import open_raster
+
+    def keep(prob: ProbabilityMap) -> None:
+        if extras.mask_out:
+            prob.save_mask(extras.mask_out, vcfg.threshold)
+        if extras.prob_out:
+            prob.save_probability(extras.prob_out)
 
     meta = predictor.metadata
     with open_raster(path, len(meta.bands), bands=bands, gsd_m=gsd) as source:
@@ -198,16 +207,21 @@ def _predict_one(
                 f"note: {path.name} has no georeferencing; coordinates are pixel (column, row)",
                 err=True,
             )
-        with tempfile.TemporaryDirectory(prefix="sanchari-") as workdir:
-            with _bar(show, f"{path.name}: model") as update:
-                prob = predict_probability(source, predictor, icfg, Path(workdir), update)
-            with _bar(show, f"{path.name}: vectorize") as update:
-                collection = extract_roads(prob, vcfg, update)
-            if extras.mask_out:
-                prob.save_mask(extras.mask_out, vcfg.threshold)
-            if extras.prob_out:
-                prob.save_probability(extras.prob_out)
-        collection["sanchari"] = provenance(meta, source, icfg, vcfg)
+        with (
+            tempfile.TemporaryDirectory(prefix="sanchari-") as workdir,
+            _bar(show, f"{path.name}: model") as model_progress,
+            _bar(show, f"{path.name}: vectorize") as vector_progress,
+        ):
+            collection = run_source(
+                source,
+                predictor,
+                icfg,
+                vcfg,
+                Path(workdir),
+                model_progress=model_progress,
+                vector_progress=vector_progress,
+                keep=keep,
+            )
         if extras.preview:
             from sanchari_processes.preview import render_preview
 
@@ -520,19 +534,29 @@ def _parse_bands(text: str | None) -> list[int] | None:
 
 
 class _bar:
-    """A tqdm bar on stderr driven by 0..1 fractions (a no-op when hidden)."""
+    """A tqdm bar on stderr driven by 0..1 fractions (a no-op when hidden).
+
+    The bar appears on its first update, so bars of successive stages can be opened together.
+    """
 
     def __init__(self, show: bool, desc: str) -> None:
-        self._bar = tqdm(total=100, desc=desc, disable=not show, unit="%", leave=False)
+        self._show = show
+        self._desc = desc
+        self._bar: tqdm | None = None
 
     def __enter__(self):
         def update(fraction: float) -> None:
+            if self._bar is None:
+                self._bar = tqdm(
+                    total=100, desc=self._desc, disable=not self._show, unit="%", leave=False
+                )
             self._bar.update(round(fraction * 100) - self._bar.n)
 
         return update
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

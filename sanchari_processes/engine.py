@@ -20,6 +20,7 @@ from skimage.transform import resize
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
 from sanchari_processes.inference import Predictor
 from sanchari_processes.probability import ProbabilityMap
+from sanchari_processes.provenance import provenance
 from sanchari_processes.sources.raster import RasterSource
 from sanchari_processes.vectorize import vectorize_probability
 
@@ -164,6 +165,30 @@ def extract_roads(
     return vectorize_probability(
         prob, prob.transform, prob.crs, config, gsd_m=prob.gsd_m, progress=tile_progress
     )
+
+
+def run_source(
+    source: RasterSource,
+    predictor: Predictor,
+    icfg: InferenceConfig,
+    vcfg: VectorizeConfig,
+    workdir: Path,
+    *,
+    model_progress: Progress | None = None,
+    vector_progress: Progress | None = None,
+    keep: Callable[[ProbabilityMap], None] | None = None,
+) -> dict:
+    """The whole engine on an open source: probability → roads, with provenance attached.
+
+    The CLI and the service jobs both run this. ``keep`` sees the probability map before the
+    scratch files go (the CLI's ``--mask-out``/``--prob-out``); the map lives in ``workdir``.
+    """
+    prob = predict_probability(source, predictor, icfg, workdir, model_progress)
+    collection = extract_roads(prob, vcfg, vector_progress)
+    if keep is not None:
+        keep(prob)
+    collection["sanchari"] = provenance(predictor.metadata, source, icfg, vcfg)
+    return collection
 
 
 def iter_inputs(paths: list[Path]) -> Iterator[Path]:

@@ -10,10 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from sanchari_processes.inference import read_metadata
+from sanchari_processes.inference import load_checkpoint, read_metadata
 from tests.training_fixtures import write_road_folder
-from training import evaluate, optimize_threshold, preprocess, train, train_lovasz
+from training import evaluate, export, optimize_threshold, preprocess, train, train_lovasz
 from training.cli import run_main
 
 
@@ -45,6 +46,30 @@ def test_exact_iou_accumulated_over_the_set(
     assert math.isclose(report["iou"], 5 / 35)
     assert (report["tp"], report["fp"], report["fn"]) == (5, 5, 25)
     assert report["relaxed_f1"] >= report["f1"]
+
+
+def test_manifest_samples_are_also_scored_per_source(tmp_path: Path) -> None:
+    truth = np.zeros((20, 20), bool)
+    truth[0:2, 0:10] = True  # 20 px
+    half = truth.copy()
+    half[:, 5:] = False  # 10 of them
+    for name, pred in (("cil_a", truth), ("cil_b", half), ("mass_a", np.zeros_like(truth))):
+        _write(tmp_path / f"truth/{name}.png", truth)
+        _write(tmp_path / f"pred/{name}.png", pred)
+    samples = [
+        evaluate.Sample(
+            name=f"{name.split('_')[0]}/{name}",
+            truth=tmp_path / f"truth/{name}.png",
+            pred=tmp_path / f"pred/{name}.png",
+        )
+        for name in ("cil_a", "cil_b", "mass_a")
+    ]
+    report = evaluate.evaluate(samples, with_apls=False)
+    assert math.isclose(report["iou"], 30 / 60)
+    assert report["by_source"]["cil"]["images"] == 2
+    assert math.isclose(report["by_source"]["cil"]["iou"], 30 / 40)
+    assert report["by_source"]["mass"]["iou"] == 0.0
+    assert report["by_source"]["mass"]["fn"] == 20
 
 
 def test_model_on_image_folder_with_apls(
@@ -102,7 +127,37 @@ def test_optimize_threshold_records_best(
     assert meta.threshold == search["threshold"] and search["iou"] >= search["iou_at_previous"]
 
 
-@pytest.mark.parametrize("module", [preprocess, train, train_lovasz, optimize_threshold, evaluate])
+def test_export_writes_half_precision_with_reports(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "heldout.json"
+    report.write_text(json.dumps({"iou": 0.61, "images": 44}))
+    target = tmp_path / "ship/model.safetensors"
+    args = ["--weights", str(tiny_checkpoint), "-o", str(target), "--model-id", "ship-1"]
+    args += ["--report", f"heldout={report}"]
+    assert run_main(export.main, args) == 0
+    assert "float16" in capsys.readouterr().out
+    meta = read_metadata(target)
+    assert meta.model_id == "ship-1"
+    assert meta.metrics["evaluation"]["heldout"]["iou"] == 0.61
+    assert target.stat().st_size < 0.6 * tiny_checkpoint.stat().st_size
+    loaded = load_checkpoint(target, "cpu")
+    assert next(loaded.module.parameters()).dtype == torch.float32
+
+
+def test_export_bad_report_is_one_error_line(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--weights", str(tiny_checkpoint), "-o", str(tmp_path / "m.safetensors")]
+    assert run_main(export.main, [*args, "--report", str(tmp_path / "x.json")]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NAME=report.json" in err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "module", [preprocess, train, train_lovasz, optimize_threshold, evaluate, export]
+)
 def test_every_command_answers_help(module, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         module.main(["--help"])

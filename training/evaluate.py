@@ -113,6 +113,12 @@ def mask_graph(mask: np.ndarray, valid: np.ndarray | None, gsd_m: float, thresho
     return graph_from_lines(geojson_lines(fc, gsd_m=gsd_m))
 
 
+def _source(name: str) -> str | None:
+    """The data source of a manifest sample (``"cil/satimage_0"`` → ``"cil"``), else None."""
+    head, sep, _ = name.partition("/")
+    return head if sep else None
+
+
 def _json_float(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -133,14 +139,20 @@ def evaluate(
     save_pred: Path | None = None,
     per_image: bool = False,
 ) -> dict[str, Any]:
-    """Score ``samples``: accumulated pixel metrics and the mean per-image APLS."""
+    """Score ``samples``: accumulated pixel metrics and the mean per-image APLS.
+
+    Manifest samples also get a ``by_source`` breakdown: one source's large images would
+    otherwise hide how the model does on the others.
+    """
     total = metrics.Counts()
     apls_scores: list[float] = []
     rows: list[dict[str, Any]] = []
+    groups: dict[str, tuple[metrics.Counts, list[float], int]] = {}
     for sample, prob, truth, valid in _predictions(samples, predictor):
         pred = prob >= threshold
         counts = metrics.count(pred, truth, valid, rho)
         total = total + counts
+        group = _source(sample.name)
         row: dict[str, Any] = {"name": sample.name, "iou": metrics.iou(counts)}
         if with_apls:
             gsd = sample.gsd_m or gsd_m
@@ -151,6 +163,11 @@ def evaluate(
             score = apls(truth_graph, pred_graph, apls_config)
             apls_scores.append(score["apls"])
             row.update(score)
+        if group is not None:
+            g_counts, g_apls, g_images = groups.get(group, (metrics.Counts(), [], 0))
+            if with_apls:
+                g_apls.append(row["apls"])
+            groups[group] = (g_counts + counts, g_apls, g_images + 1)
         if save_pred is not None:
             save_pred.mkdir(parents=True, exist_ok=True)
             write_binary(save_pred / f"{Path(sample.name).name}.png", pred)
@@ -163,6 +180,15 @@ def evaluate(
     if with_apls:
         report["apls"] = float(np.mean(apls_scores)) if apls_scores else math.nan
         report["apls_config"] = (apls_config or AplsConfig()).__dict__
+    if len(groups) > 1:
+        report["by_source"] = {
+            name: {
+                "images": n,
+                **metrics.summary(c, rho),
+                **({"apls": float(np.mean(a))} if with_apls and a else {}),
+            }
+            for name, (c, a, n) in sorted(groups.items())
+        }
     if per_image:
         report["per_image"] = [_json_float(r) for r in rows]
     return _json_float(report)

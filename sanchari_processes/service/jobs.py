@@ -55,10 +55,9 @@ def run_road_job(
     ``gee_client`` replaces the Earth Engine connection (tests pass a fake).
     """
     from sanchari_processes.config import VectorizeConfig
-    from sanchari_processes.engine import extract_roads, predict_probability
+    from sanchari_processes.engine import run_source
     from sanchari_processes.inference import Predictor, load_model_cached
     from sanchari_processes.output import write_json_atomic
-    from sanchari_processes.provenance import provenance
     from sanchari_processes.sources import open_raster
 
     workdir = job.job_dir / "work"
@@ -75,17 +74,20 @@ def run_road_job(
         threshold = meta.threshold if job.request.threshold is None else job.request.threshold
         vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.request.simplify_m)
         with open_raster(raster, len(meta.bands)) as source:
-            prob = predict_probability(
-                source, predictor, icfg, workdir, lambda f: progress(_READ + _MODEL * f)
+            collection = run_source(
+                source,
+                predictor,
+                icfg,
+                vcfg,
+                workdir,
+                model_progress=lambda f: progress(_READ + _MODEL * f),
+                vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f),
             )
-            collection = extract_roads(prob, vcfg, lambda f: progress(_READ + _MODEL + _VECTOR * f))
-            record = provenance(meta, source, icfg, vcfg)
-        del prob
+        record = collection["sanchari"]
         record["source"]["name"] = name
         record.update(extra)
         record["request"] = job.request.to_dict()
         record["job"] = {"id": job.job_id, "process": job.process_id}
-        collection["sanchari"] = record
         write_json_atomic(collection, job.result_path)
         progress(1.0)
         return job.result_path

@@ -1,0 +1,72 @@
+"""``python -m training.export``: a run's checkpoint → the half-precision file that ships.
+
+The shipped model in ``weights/`` is float16 (half the size; loading restores float32), keeps
+the run's metadata (recipe, split, threshold search) and, with ``--report``, the held-out
+evaluation it was released with, so ``sanchari model-info`` shows how good it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference import load_checkpoint, save_checkpoint
+from training.cli import ArgumentParser, run_main
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m training.export",
+        description="Write a checkpoint as float16 safetensors + metadata for release.",
+    )
+    parser.add_argument("--weights", type=Path, required=True, help="checkpoint to export")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="target .safetensors")
+    parser.add_argument("--model-id", help="model_id of the release (default: keep)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="store a training.evaluate JSON report under metrics.evaluation.NAME (repeatable)",
+    )
+    return parser
+
+
+def _reports(items: Sequence[Path]) -> dict[str, object]:
+    """``NAME=path.json`` pairs → ``{NAME: report}``; bad names or JSON are caller errors."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name or not path:
+            raise InvalidInputError(f"--report {item}: expected NAME=report.json")
+        try:
+            out[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidInputError(f"--report {path}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--report {path}: not JSON ({exc.msg})") from None
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    reports = _reports(args.report)
+    loaded = load_checkpoint(args.weights, "cpu")
+    meta = loaded.metadata
+    metrics = dict(meta.metrics)
+    if reports:
+        metrics["evaluation"] = {**metrics.get("evaluation", {}), **reports}
+    metadata = replace(meta, model_id=args.model_id or meta.model_id, metrics=metrics)
+    target = save_checkpoint(loaded.module, metadata, args.out, half=True)
+    size_mb = target.stat().st_size / 1e6
+    print(f"{target}: {size_mb:.1f} MB float16, model_id {metadata.model_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, None))
