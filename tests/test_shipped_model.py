@@ -1,0 +1,65 @@
+"""The model in ``weights/``: it is what runs by default, it is intact, and it finds real roads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from sanchari_processes.cli import main
+from sanchari_processes.inference import read_metadata
+from sanchari_processes.inference.checkpoint import checkpoint_paths, file_sha256
+from sanchari_processes.settings import SHIPPED_WEIGHTS
+from tests.synthetic import road_image, write_geotiff
+from tests.test_vectorize_paris import SHARED, check
+
+MODEL_ID = "sanchari-lite0-roads-v1"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    weights, _ = checkpoint_paths(SHIPPED_WEIGHTS)
+    return weights
+
+
+def test_one_half_precision_checkpoint_ships_with_its_card(shipped: Path) -> None:
+    meta = read_metadata(shipped)
+    assert meta.model_id == MODEL_ID and meta.preset == "lite0"
+    assert meta.weights_sha256 == file_sha256(shipped)
+    assert shipped.stat().st_size <= 50 * 1024 * 1024
+    with safe_open(str(shipped), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    assert "F32" not in dtypes and "F16" in dtypes
+    assert not meta.metrics.get("untrained")
+    search = meta.metrics["threshold_search"]
+    assert search["tta"] == "flip4" and search["images"] == 44
+    assert meta.threshold == search["threshold"] and search["iou"] >= 0.60
+    assert meta.metrics["evaluation"]["heldout_tta_none"]["images"] == 44
+    card = (SHIPPED_WEIGHTS / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert MODEL_ID in card and meta.weights_sha256 in card
+
+
+def test_predict_uses_the_shipped_model_without_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SANCHARI_WEIGHTS", raising=False)
+    image = write_geotiff(tmp_path / "scene.tif", road_image(96, 128))
+    out = tmp_path / "roads.geojson"
+    assert main(["predict", str(image), "-o", str(out), "--tta", "none"]) == 0
+    assert "untrained" not in capsys.readouterr().err
+    provenance = json.loads(out.read_text())["sanchari"]
+    assert provenance["model"]["id"] == MODEL_ID
+
+
+def test_shipped_model_finds_the_paris_streets(tmp_path: Path) -> None:
+    """Real imagery: most of the OSM street length is found, and most output is on streets."""
+    if not (SHARED / check.SCENE).exists():
+        pytest.skip(f"Paris scene not found under {SHARED} (shared data is optional)")
+    out = tmp_path / "roads.geojson"
+    assert main(["predict", str(SHARED / check.SCENE), "-o", str(out), "--tta", "none"]) == 0
+    score = check.score(check.load_scene(SHARED), json.loads(out.read_text()))
+    # A random or broken model scores near 0 on both; thresholds sit well below the card's
+    # figures (flip4) so the test checks "finds the streets", not a benchmark number.
+    assert score.recall >= 0.4 and score.precision >= 0.5
