@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,17 @@ def _source(name: str) -> str | None:
     return head if sep else None
 
 
+def _source_summary(
+    items: Sequence[tuple[metrics.Counts, float | None]], rho: float, with_apls: bool
+) -> dict[str, Any]:
+    """One source's images: accumulated pixel metrics and their mean APLS."""
+    total = sum((counts for counts, _ in items), metrics.Counts())
+    summary: dict[str, Any] = {"images": len(items), **metrics.summary(total, rho)}
+    if with_apls:
+        summary["apls"] = float(np.mean([score for _, score in items]))
+    return summary
+
+
 def _json_float(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -147,12 +159,11 @@ def evaluate(
     total = metrics.Counts()
     apls_scores: list[float] = []
     rows: list[dict[str, Any]] = []
-    groups: dict[str, tuple[metrics.Counts, list[float], int]] = {}
+    by_source: dict[str, list[tuple[metrics.Counts, float | None]]] = defaultdict(list)
     for sample, prob, truth, valid in _predictions(samples, predictor):
         pred = prob >= threshold
         counts = metrics.count(pred, truth, valid, rho)
         total = total + counts
-        group = _source(sample.name)
         row: dict[str, Any] = {"name": sample.name, "iou": metrics.iou(counts)}
         if with_apls:
             gsd = sample.gsd_m or gsd_m
@@ -163,11 +174,9 @@ def evaluate(
             score = apls(truth_graph, pred_graph, apls_config)
             apls_scores.append(score["apls"])
             row.update(score)
-        if group is not None:
-            g_counts, g_apls, g_images = groups.get(group, (metrics.Counts(), [], 0))
-            if with_apls:
-                g_apls.append(row["apls"])
-            groups[group] = (g_counts + counts, g_apls, g_images + 1)
+        source = _source(sample.name)
+        if source is not None:
+            by_source[source].append((counts, row.get("apls")))
         if save_pred is not None:
             save_pred.mkdir(parents=True, exist_ok=True)
             write_binary(save_pred / f"{Path(sample.name).name}.png", pred)
@@ -180,14 +189,10 @@ def evaluate(
     if with_apls:
         report["apls"] = float(np.mean(apls_scores)) if apls_scores else math.nan
         report["apls_config"] = (apls_config or AplsConfig()).__dict__
-    if len(groups) > 1:
+    if len(by_source) > 1:
         report["by_source"] = {
-            name: {
-                "images": n,
-                **metrics.summary(c, rho),
-                **({"apls": float(np.mean(a))} if with_apls and a else {}),
-            }
-            for name, (c, a, n) in sorted(groups.items())
+            name: _source_summary(items, rho, with_apls)
+            for name, items in sorted(by_source.items())
         }
     if per_image:
         report["per_image"] = [_json_float(r) for r in rows]

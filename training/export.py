@@ -28,7 +28,6 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--model-id", help="model_id of the release (default: keep)")
     parser.add_argument(
         "--report",
-        type=Path,
         action="append",
         default=[],
         metavar="NAME=JSON",
@@ -37,11 +36,11 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def _reports(items: Sequence[Path]) -> dict[str, object]:
+def _reports(items: Sequence[str]) -> dict[str, object]:
     """``NAME=path.json`` pairs → ``{NAME: report}``; bad names or JSON are caller errors."""
     out: dict[str, object] = {}
     for item in items:
-        name, sep, path = str(item).partition("=")
+        name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InvalidInputError(f"--report {item}: expected NAME=report.json")
         try:
