@@ -64,7 +64,7 @@ def test_manifest_samples_are_also_scored_per_source(tmp_path: Path) -> None:
         )
         for name in ("cil_a", "cil_b", "mass_a")
     ]
-    report = evaluate.evaluate(samples, with_apls=False)
+    report = evaluate.evaluate(evaluate.predict_samples(samples, None), with_apls=False)
     assert math.isclose(report["iou"], 30 / 60)
     assert report["by_source"]["cil"]["images"] == 2
     assert math.isclose(report["by_source"]["cil"]["iou"], 30 / 40)
@@ -120,11 +120,18 @@ def test_optimize_threshold_records_best(
         "cpu",
         "-o",
         str(tmp_path / "t"),
+        "--report",
+        str(tmp_path / "report.json"),
     ]
     assert run_main(optimize_threshold.main, args) == 0
     meta = read_metadata(tmp_path / "t.safetensors")
     search = meta.metrics["threshold_search"]
     assert meta.threshold == search["threshold"] and search["iou"] >= search["iou_at_previous"]
+    # The report scores the same probabilities at the chosen threshold: same IoU, plus the rest.
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["threshold"] == meta.threshold and report["images"] == search["images"]
+    assert math.isclose(report["iou"], search["iou"], abs_tol=1e-3)
+    assert {"precision", "recall", "f1", "relaxed_f1", "apls"} <= report.keys()
 
 
 def test_export_writes_half_precision_with_reports(

@@ -62,12 +62,19 @@ def test_iou_sweep_matches_direct_thresholding() -> None:
     rng = np.random.default_rng(0)
     prob = rng.random((50, 50))
     truth = rng.random((50, 50)) < prob  # correlated with prob
-    bins = 100
-    idx = np.clip((prob * bins).astype(int), 0, bins - 1)
-    road = np.bincount(idx[truth], minlength=bins)
-    back = np.bincount(idx[~truth], minlength=bins)
+    valid = rng.random((50, 50)) < 0.9
+    road, back = metrics.probability_histograms(prob, truth, valid, bins=100)
+    assert road.sum() + back.sum() == valid.sum()
     ts = np.array([0.2, 0.5, 0.73])
     sweep = metrics.iou_sweep(road, back, ts)
     for t, value in zip(ts, sweep, strict=True):
-        direct = metrics.iou(metrics.count(prob >= t, truth))
+        direct = metrics.iou(metrics.count(prob >= t, truth, valid))
         assert math.isclose(value, direct)
+    best, best_iou, ious = metrics.best_threshold(road, back, ts)
+    assert best_iou == max(sweep) and best == ts[int(np.argmax(sweep))] and len(ious) == 3
+
+
+def test_best_threshold_of_nothing_is_nan() -> None:
+    empty = np.zeros(metrics.HIST_BINS, np.int64)
+    threshold, iou, _ = metrics.best_threshold(empty, empty)
+    assert math.isnan(threshold) and math.isnan(iou)

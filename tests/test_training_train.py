@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -63,8 +64,32 @@ def test_phase1_overfits_writes_log_and_reloads(
     loaded = load_checkpoint(best, "cpu")
     meta = loaded.metadata
     assert meta.metrics["val_iou"] == max(float(r["val_iou"]) for r in _log(tmp_path / "run"))
+    # the threshold-free IoU: the fixed threshold 0.5 is a candidate, so it is never lower
+    for r in rows:
+        assert float(r["val_iou_best"]) >= float(r["val_iou"]) - 1e-9
+        assert 0.05 <= float(r["val_threshold_best"]) <= 0.95
     assert meta.metrics["training"]["recipe"]["effective_batch"] == 4
     assert "held-out" in meta.data and meta.gsd_m == 0.5
+
+
+def test_resume_rewrites_an_older_log_under_todays_columns(
+    manifest: Path, tiny_init: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    config = _config(manifest, out, tiny_init, max_steps=1)
+    train(config)
+    # the log an older version wrote: fewer columns
+    old_fields = ["time", "phase", "epoch", "step", "val_iou", "epoch_complete"]
+    rows = [{k: r[k] for k in old_fields} for r in _log(out)]
+    with (out / "log.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=old_fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    train(replace(config, resume=True, max_steps=2))
+    log = _log(out)
+    assert [{k: r[k] for k in old_fields} for r in log[: len(rows)]] == rows
+    assert all(r["val_iou_best"] == "" for r in log[: len(rows)])
+    assert log[-1]["step"] == "2" and log[-1]["val_iou_best"] != ""
 
 
 def test_max_steps_then_resume_continues(manifest: Path, tiny_init: Path, tmp_path: Path) -> None:
@@ -75,11 +100,15 @@ def test_max_steps_then_resume_continues(manifest: Path, tiny_init: Path, tmp_pa
     with pytest.raises(InvalidInputError, match="already exists"):
         train(config)
     train(replace(config, resume=True, max_steps=3))
-    assert [r["step"] for r in _log(out)][-1] == "3"
+    steps = [r["step"] for r in _log(out)]
+    # a stop on an epoch's last batch completes it: resuming logs no empty epoch (NaN loss)
+    assert steps[-1] == "3" and len(steps) == len(set(steps))
     assert read_metadata(out / "last.safetensors").metrics["step"] == 3
 
 
-def test_hard_mining_and_lovasz_phases(manifest: Path, tiny_init: Path, tmp_path: Path) -> None:
+def test_hard_mining_and_lovasz_phases(
+    manifest: Path, tiny_init: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     main = Phase("main", lr=1e-2, epochs=1)
     train(_config(manifest, out, tiny_init, phases=(main,)))
@@ -87,6 +116,7 @@ def test_hard_mining_and_lovasz_phases(manifest: Path, tiny_init: Path, tmp_path
     phases = (main, replace(phase2(epochs=1), hard_fraction=0.5))
     train(_config(manifest, out, tiny_init, phases=phases, resume=True))
     assert [r["phase"] for r in _log(out)] == ["main", "main", "hard", "hard"]
+    assert re.search(r"hard mining: the (\d+) of (\d+) training tiles", capsys.readouterr().out)
     lovasz = train(
         _config(manifest, tmp_path / "lov", out / "best.safetensors", phases=(phase3(epochs=1),))
     )

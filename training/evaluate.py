@@ -12,10 +12,10 @@ import json
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from affine import Affine
@@ -38,6 +38,15 @@ class Sample:
     pred: Path | None = None
     image: Path | None = None
     gsd_m: float | None = None
+
+
+class Prediction(NamedTuple):
+    """One sample's probability (or 0/1 prediction), truth and valid mask, ready to score."""
+
+    sample: Sample
+    prob: np.ndarray
+    truth: np.ndarray
+    valid: np.ndarray | None
 
 
 def _stems(folder: Path) -> dict[str, Path]:
@@ -140,9 +149,8 @@ def _json_float(value: Any) -> Any:
 
 
 def evaluate(
-    samples: Sequence[Sample],
+    predictions: Iterable[Prediction],
     *,
-    predictor: Any = None,
     threshold: float = 0.5,
     rho: float = 3.0,
     with_apls: bool = True,
@@ -151,16 +159,18 @@ def evaluate(
     save_pred: Path | None = None,
     per_image: bool = False,
 ) -> dict[str, Any]:
-    """Score ``samples``: accumulated pixel metrics and the mean per-image APLS.
+    """Score ``predictions``: accumulated pixel metrics and the mean per-image APLS.
 
-    Manifest samples also get a ``by_source`` breakdown: one source's large images would
-    otherwise hide how the model does on the others.
+    Taking predictions rather than samples lets the threshold search score the probabilities it
+    already computed instead of running the model again. Manifest samples also get a
+    ``by_source`` breakdown: one source's large images would otherwise hide how the model does
+    on the others.
     """
     total = metrics.Counts()
     apls_scores: list[float] = []
     rows: list[dict[str, Any]] = []
     by_source: dict[str, list[tuple[metrics.Counts, float | None]]] = defaultdict(list)
-    for sample, prob, truth, valid in _predictions(samples, predictor):
+    for sample, prob, truth, valid in predictions:
         pred = prob >= threshold
         counts = metrics.count(pred, truth, valid, rho)
         total = total + counts
@@ -199,10 +209,8 @@ def evaluate(
     return _json_float(report)
 
 
-def _predictions(
-    samples: Sequence[Sample], predictor: Any
-) -> Iterator[tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """``(sample, probability or 0/1 prediction, truth, valid)`` per sample."""
+def predict_samples(samples: Sequence[Sample], predictor: Any) -> Iterator[Prediction]:
+    """Each sample's prediction: its mask file, or the model run on its image."""
     for s in samples:
         truth = read_binary(s.truth)
         valid = read_binary(s.valid) if s.valid else None
@@ -213,7 +221,7 @@ def _predictions(
             prob = predictor.predict(np.ascontiguousarray(image.transpose(2, 0, 1)), valid)
         if prob.shape != truth.shape or (valid is not None and valid.shape != truth.shape):
             raise InvalidInputError(f"{s.name}: prediction, truth and valid sizes differ")
-        yield s, prob, truth, valid
+        yield Prediction(s, prob, truth, valid)
 
 
 def _parser() -> ArgumentParser:
@@ -285,8 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         samples = samples[: args.limit]
     report = evaluate(
-        samples,
-        predictor=predictor,
+        predict_samples(samples, predictor),
         threshold=threshold,
         rho=args.rho,
         with_apls=not args.no_apls,

@@ -66,6 +66,8 @@ LOG_FIELDS = (
     "val_precision",
     "val_recall",
     "val_f1",
+    "val_iou_best",
+    "val_threshold_best",
     "steps_per_s",
     "epoch_complete",
 )
@@ -184,6 +186,33 @@ def predict_tiles(
         yield logits.float(), x, m.to(device), v.to(device)
 
 
+@dataclass
+class Validation:
+    """One pass over the validation tiles: loss, counts at the threshold, histograms for all."""
+
+    loss: float
+    counts: metrics.Counts
+    road_hist: np.ndarray
+    background_hist: np.ndarray
+
+    def scores(self) -> dict[str, float]:
+        """Metrics at the fixed threshold, plus the best IoU over every threshold.
+
+        Fine-tuning phases (hard mining, Lovász) move the model's calibration; the threshold-free
+        IoU tells a better model from a merely shifted one.
+        """
+        threshold, iou, _ = metrics.best_threshold(self.road_hist, self.background_hist)
+        return {
+            "val_loss": self.loss,
+            "val_iou": metrics.iou(self.counts),
+            "val_precision": metrics.precision(self.counts),
+            "val_recall": metrics.recall(self.counts),
+            "val_f1": metrics.f1(self.counts),
+            "val_iou_best": iou,
+            "val_threshold_best": threshold,
+        }
+
+
 def validate(
     model: torch.nn.Module,
     loader: DataLoader,
@@ -191,18 +220,24 @@ def validate(
     loss_fn: Callable[..., torch.Tensor],
     threshold: float,
     amp: bool = True,
-) -> tuple[float, metrics.Counts]:
-    """Mean loss and accumulated pixel counts (relaxed ones skipped: rho 0) over a loader."""
+) -> Validation:
+    """Mean loss, accumulated pixel counts (relaxed ones skipped) and probability histograms."""
     total = metrics.Counts()
+    road = np.zeros(metrics.HIST_BINS, np.int64)
+    background = np.zeros(metrics.HIST_BINS, np.int64)
     losses = []
     for logits, _, m, v in predict_tiles(model, loader, device, amp):
         losses.append(float(loss_fn(logits, m, v).detach()))
-        pred = (torch.sigmoid(logits) >= threshold).cpu().numpy()[:, 0]
+        prob = torch.sigmoid(logits).cpu().numpy()[:, 0]
         truth = m.bool().cpu().numpy()[:, 0]
         valid = v.bool().cpu().numpy()[:, 0]
-        for p, t, va in zip(pred, truth, valid, strict=True):
-            total = total + _fast_counts(p, t, va)
-    return float(np.mean(losses)) if losses else math.nan, total
+        for p, t, va in zip(prob, truth, valid, strict=True):
+            total = total + _fast_counts(p >= threshold, t, va)
+            r, b = metrics.probability_histograms(p, t, va)
+            road += r
+            background += b
+    loss = float(np.mean(losses)) if losses else math.nan
+    return Validation(loss, total, road, background)
 
 
 def _fast_counts(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> metrics.Counts:
@@ -224,6 +259,8 @@ def hardest_tiles(
     """Indices of the ``fraction`` training tiles with the lowest IoU (no road anywhere = 1)."""
     loader = _loader(dataset, config, device)
     scores: list[float] = []
+    # Scoring every training tile takes minutes on a CPU: show it, like the training steps.
+    bar = tqdm(total=len(dataset), desc="mining", unit="tile", disable=not config.progress)
     for logits, _, m, v in predict_tiles(model, loader, device, config.amp):
         pred = (torch.sigmoid(logits) >= config.val_threshold).cpu().numpy()[:, 0]
         for p, t, va in zip(
@@ -231,8 +268,15 @@ def hardest_tiles(
         ):
             score = metrics.iou(_fast_counts(p, t, va))
             scores.append(1.0 if math.isnan(score) else score)
+        bar.update(len(pred))
     n = max(1, math.ceil(fraction * len(scores)))
-    return sorted(np.argsort(scores, kind="stable")[:n].tolist())
+    chosen = np.argsort(scores, kind="stable")[:n]
+    bar.write(
+        f"hard mining: the {n} of {len(scores)} training tiles with IoU <= "
+        f"{scores[chosen[-1]]:.3f} (threshold {config.val_threshold})"
+    )
+    bar.close()
+    return sorted(chosen.tolist())
 
 
 def _metadata(ctx: Context, extra: dict[str, Any]) -> ModelMetadata:
@@ -260,6 +304,19 @@ def _metadata(ctx: Context, extra: dict[str, Any]) -> ModelMetadata:
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
+    if not new:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != LOG_FIELDS:
+                # A run resumed by a newer version: rewrite the log under today's columns
+                # (old rows keep their values, new columns stay empty) rather than misalign it.
+                old_rows = list(reader)
+                tmp = path.with_suffix(".csv.tmp")
+                with tmp.open("w", newline="", encoding="utf-8") as out:
+                    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS)
+                    writer.writeheader()
+                    writer.writerows({k: r.get(k) or "" for k in LOG_FIELDS} for r in old_rows)
+                tmp.replace(path)
     with path.open("a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         if new:
@@ -374,16 +431,9 @@ def train(config: TrainConfig) -> Path:
         _save_state(out, state)
 
     def run_validation(phase: Phase, loss_fn: Callable[..., torch.Tensor]) -> dict[str, Any]:
-        loss, counts = validate(
+        result: dict[str, Any] = validate(
             model, val_loader, ctx.device, loss_fn, config.val_threshold, config.amp
-        )
-        result = {
-            "val_loss": loss,
-            "val_iou": metrics.iou(counts),
-            "val_precision": metrics.precision(counts),
-            "val_recall": metrics.recall(counts),
-            "val_f1": metrics.f1(counts),
-        }
+        ).scores()
         scores = {k: v for k, v in result.items() if k != "val_loss"} | {
             "val_threshold": config.val_threshold,
             "phase": phase.name,
@@ -487,7 +537,8 @@ def train(config: TrainConfig) -> Path:
                     break
                 if config.save_every and state.step % config.save_every == 0:
                     persist(optimizer, {"phase": phase.name, "step": state.step})
-            epoch_complete = not stopped
+            # a --max-steps stop on the epoch's last batch still completes the epoch
+            epoch_complete = not stopped or state.batch >= batches_per_epoch
             elapsed = time.perf_counter() - started
             result = run_validation(phase, loss_fn)
             row = {
@@ -504,7 +555,8 @@ def train(config: TrainConfig) -> Path:
             _append_log(out / "log.csv", row)
             bar.write(
                 f"{phase.name} epoch {state.epoch + 1}/{phase.epochs} step {state.step}: "
-                f"train loss {row['train_loss']:.4f}, val IoU {result['val_iou']:.4f}"
+                f"train loss {row['train_loss']:.4f}, val IoU {result['val_iou']:.4f} "
+                f"(best {result['val_iou_best']:.4f} at {result['val_threshold_best']:.2f})"
             )
             if epoch_complete:
                 state.epoch += 1

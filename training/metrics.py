@@ -127,6 +127,41 @@ def summary(c: Counts, rho: float = 3.0) -> dict[str, float | int]:
     }
 
 
+HIST_BINS = 1000
+
+
+def search_thresholds() -> np.ndarray:
+    """The candidate road thresholds of every threshold search: 0.05..0.95 in steps of 0.01."""
+    return np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def probability_histograms(
+    prob: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None, bins: int = HIST_BINS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Valid road and background pixels counted per probability bin (what :func:`iou_sweep` reads).
+
+    Histograms add up across images and batches, so one pass scores every threshold.
+    """
+    keep = np.ones(truth.shape, bool) if valid is None else valid
+    idx = np.clip((prob * bins).astype(np.int64), 0, bins - 1)
+    return (
+        np.bincount(idx[truth & keep], minlength=bins),
+        np.bincount(idx[~truth & keep], minlength=bins),
+    )
+
+
+def best_threshold(
+    road_hist: np.ndarray, background_hist: np.ndarray, thresholds: np.ndarray | None = None
+) -> tuple[float, float, np.ndarray]:
+    """``(threshold, its IoU, IoU per threshold)``: the IoU-maximising threshold, or NaNs."""
+    ts = search_thresholds() if thresholds is None else thresholds
+    ious = iou_sweep(road_hist, background_hist, ts)
+    if np.all(np.isnan(ious)):
+        return math.nan, math.nan, ious
+    i = int(np.nanargmax(ious))
+    return float(ts[i]), float(ious[i]), ious
+
+
 def iou_sweep(
     road_hist: np.ndarray, background_hist: np.ndarray, thresholds: np.ndarray
 ) -> np.ndarray:
