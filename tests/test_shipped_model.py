@@ -37,6 +37,11 @@ def test_one_half_precision_checkpoint_ships_with_its_card(shipped: Path) -> Non
     assert search["tta"] == "flip4" and search["images"] == 44
     assert meta.threshold == search["threshold"] and search["iou"] >= 0.60
     assert meta.metrics["evaluation"]["heldout_tta_none"]["images"] == 44
+    # the bar: held-out IoU >= 0.60 with the defaults, by training.evaluate's scoring
+    flip4 = meta.metrics["evaluation"]["heldout_flip4"]
+    assert flip4["tta"] == "flip4" and flip4["threshold"] == meta.threshold
+    assert flip4["images"] == 44 and flip4["iou"] >= 0.60
+    assert set(flip4["by_source"]) == {"cil", "epfl", "massachusetts"}
     card = (SHIPPED_WEIGHTS / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert MODEL_ID in card and meta.weights_sha256 in card
 

@@ -116,6 +116,8 @@ def test_hard_mining_and_lovasz_phases(
     phases = (main, replace(phase2(epochs=1), hard_fraction=0.5))
     train(_config(manifest, out, tiny_init, phases=phases, resume=True))
     assert [r["phase"] for r in _log(out)] == ["main", "main", "hard", "hard"]
+    with pytest.raises(InvalidInputError, match="every phase of this run is finished"):
+        train(_config(manifest, out, tiny_init, phases=phases, resume=True))
     assert re.search(r"hard mining: the (\d+) of (\d+) training tiles", capsys.readouterr().out)
     lovasz = train(
         _config(manifest, tmp_path / "lov", out / "best.safetensors", phases=(phase3(epochs=1),))

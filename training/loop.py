@@ -402,6 +402,14 @@ def train(config: TrainConfig) -> Path:
         torch.manual_seed(config.seed)
         if config.init_weights is None and config.imagenet:
             ctx.imagenet_source = init_encoder_from_imagenet(model, ctx.architecture.encoder_name)
+    if config.resume and state.phase_index >= len(config.phases):
+        # A finished phase cannot grow more epochs (its schedule and "best" are settled); say
+        # what works instead of silently doing nothing.
+        raise InvalidInputError(
+            f"{out}: every phase of this run is finished; to train on, start a new run from "
+            f"{out / 'last.safetensors'} (training.train_lovasz --init), or resume with "
+            "--hard-mining to add Phase 2"
+        )
     if config.max_steps is not None and state.step >= config.max_steps:
         raise InvalidInputError(
             f"{out}: already at step {state.step}; raise --max-steps to train further"
