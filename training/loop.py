@@ -233,9 +233,9 @@ def validate(
         valid = v.bool().cpu().numpy()[:, 0]
         for p, t, va in zip(prob, truth, valid, strict=True):
             total = total + _fast_counts(p >= threshold, t, va)
-            r, b = metrics.probability_histograms(p, t, va)
-            road += r
-            background += b
+        r, b = metrics.probability_histograms(prob, truth, valid)  # the whole batch at once
+        road += r
+        background += b
     loss = float(np.mean(losses)) if losses else math.nan
     return Validation(loss, total, road, background)
 
