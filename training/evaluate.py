@@ -171,8 +171,13 @@ def evaluate(
     apls_scores: list[float] = []
     rows: list[dict[str, Any]] = []
     by_source: dict[str, list[tuple[metrics.Counts, float | None]]] = defaultdict(list)
+    road_hist = np.zeros(metrics.HIST_BINS, np.int64)
+    background_hist = np.zeros(metrics.HIST_BINS, np.int64)
     for sample, prob, truth, valid in predictions:
         pred = prob >= threshold
+        r, b = metrics.probability_histograms(prob, truth, valid)
+        road_hist += r
+        background_hist += b
         counts = metrics.count(pred, truth, valid, rho)
         total = total + counts
         row: dict[str, Any] = {"name": sample.name, "iou": metrics.iou(counts)}
@@ -192,10 +197,14 @@ def evaluate(
             save_pred.mkdir(parents=True, exist_ok=True)
             write_binary(save_pred / f"{Path(sample.name).name}.png", pred)
         rows.append(row)
+    best, best_iou, _ = metrics.best_threshold(road_hist, background_hist)
     report: dict[str, Any] = {
         "images": len(rows),
         "threshold": threshold,
         **metrics.summary(total, rho),
+        # what another threshold would give on this set (judges a model apart from calibration)
+        "iou_best": best_iou,
+        "threshold_best": best,
     }
     if with_apls:
         report["apls"] = float(np.mean(apls_scores)) if apls_scores else math.nan
