@@ -147,7 +147,8 @@ def service_app(
 ) -> Iterator[Flask]:
     """One app with two warm workers, shared by the endpoint tests."""
     jobs = tmp_path_factory.mktemp("jobs")
-    app = create_app(service_config(catalogue_dir, jobs, tiny_checkpoint))
+    # The COG server of these tests listens on 127.0.0.1, which the default refuses.
+    app = create_app(service_config(catalogue_dir, jobs, tiny_checkpoint, remote_allow="127.0.0.1"))
     yield app
     app.extensions["sanchari.manager"].shutdown()
 
