@@ -198,3 +198,11 @@ def cog_server(catalogue_dir: Path) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+def very_slow_runner(job: Any, progress: Callable[[float], None]) -> Path:
+    """A job that takes a minute (for time limits and disconnects)."""
+    for step in range(600):
+        progress(step / 600)
+        time.sleep(0.1)
+    return slow_runner(job, progress)
