@@ -30,11 +30,11 @@ from sanchari_processes.errors import (
     ModelMissingError,
     SanchariError,
 )
+from sanchari_processes.inputs import TTA_MODES
 from sanchari_processes.settings import configure_gdal, default_weights
+from sanchari_processes.sources.gee.collections import NAIP, SENTINEL2
 
-_TTA = click.Choice(["none", "flip4", "d4"])
-#: Earth Engine collections (kept in step with sanchari_processes.sources.gee.COLLECTIONS).
-NAIP, SENTINEL2 = "USDA/NAIP/DOQQ", "COPERNICUS/S2_SR_HARMONIZED"
+_TTA = click.Choice(TTA_MODES)
 _DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 _ENGINE_OPTIONS = (
@@ -310,7 +310,6 @@ def predict_gee(
     from datetime import date
 
     from sanchari_processes.service.config import DEFAULT_MAX_PIXELS
-    from sanchari_processes.service.inputs import parse_gee_inputs
     from sanchari_processes.sources import gee
 
     if (points is None) == (lat is None and lon is None):
@@ -330,7 +329,7 @@ def predict_gee(
     for label, p_lat, p_lon, where in named:
         try:
             requests.append(
-                (label, parse_gee_inputs({"latitude": p_lat, "longitude": p_lon, **options}))
+                (label, gee.parse_request({"latitude": p_lat, "longitude": p_lon, **options}))
             )
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}: {exc.message}") from None

@@ -121,9 +121,12 @@ def fake_for(longitude: float) -> FakeEarthEngine:
 
 def fake_gee_runner(job: Any, progress: Callable[[float], None]) -> Path:
     """The worker's job runner with the fake Earth Engine in place of the real one."""
+    from dataclasses import replace
+
     from sanchari_processes.service.jobs import run_road_job
 
-    return run_road_job(job, progress, gee_client=fake_for(job.request.longitude))
+    fake = fake_for(job.parameters["longitude"])
+    return run_road_job(replace(job, plan=replace(job.plan, client=fake)), progress)
 
 
 def write_service_account_key(path: Path, project: str | None = "fake-project") -> Path:

@@ -21,7 +21,6 @@ from sanchari_processes.errors import (
     RequestTooLargeError,
     SourceUnavailableError,
 )
-from sanchari_processes.service.inputs import parse_gee_inputs
 from sanchari_processes.sources import gee, open_raster
 from tests.gee_fakes import S2_IMAGES, SECRET, FakeEarthEngine, render, write_service_account_key
 
@@ -202,7 +201,7 @@ def test_earth_engine_errors_map_to_statuses(message, error, status) -> None:
 
 
 def test_inputs_validation() -> None:
-    req = parse_gee_inputs(
+    req = gee.parse_request(
         {"latitude": 39.7, "longitude": -105.0, "collection": gee.SENTINEL2, "scale": 10,
          "start_date": "2023-01-01", "end_date": "2023-12-31", "window_size": 256}
     )  # fmt: skip
@@ -222,7 +221,7 @@ def test_inputs_validation() -> None:
     ]  # fmt: skip
     for inputs, words in bad:
         with pytest.raises(InvalidInputError) as err:
-            parse_gee_inputs(inputs)
+            gee.parse_request(inputs)
         assert words in err.value.message, inputs
 
 

@@ -20,12 +20,13 @@ from typing import Any
 import pygeoapi
 import pygeoapi.api as core_api
 import pygeoapi.api.processes as processes_api
-from flask import Flask, Response, make_response, request
+from flask import Flask, Response, make_response, request, send_file
 from pygeoapi.api import APIRequest, apply_gzip
 from pygeoapi.util import yaml_load
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
+from sanchari_processes.service.execution import ResultFile
 from sanchari_processes.service.executor import Runner
 from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
 from sanchari_processes.service.openapi import openapi_document
@@ -78,6 +79,8 @@ def create_app(
         openapi = openapi_document(config)
     api = handlers.SanchariAPI(config, openapi)
     manager = api.manager
+    if isinstance(manager, SanchariManager):
+        manager.base_url = api.base_url
     if start and isinstance(manager, SanchariManager):
         manager.start(runner=runner, sync_limit=sync_limit(threads))
     static = Path(pygeoapi.__file__).parent / "static"
@@ -112,7 +115,7 @@ def create_app(
 
     @app.get("/conformance")
     def conformance() -> Response:
-        return call(core_api.conformance)
+        return call(handlers.conformance)
 
     @app.get("/processes")
     @app.get("/processes/<process_id>")
@@ -142,6 +145,23 @@ def create_app(
     @app.get("/jobs/<job_id>/results")
     def results(job_id: str) -> Response:
         return call(handlers.job_results, job_id)
+
+    @app.get("/jobs/<job_id>/results/<output_id>")
+    def result_file(job_id: str, output_id: str) -> Response:
+        """One output's file, with HTTP range requests (GDAL's /vsicurl/, QGIS)."""
+        api_request = APIRequest.from_flask(request, api.locales)
+        found = handlers.result_file(api, api_request, job_id, output_id)
+        if not isinstance(found, ResultFile):
+            headers, status, content = found
+            response = make_response(content, status)
+            response.headers = headers
+            return response
+        response = send_file(
+            found.path, mimetype=found.media_type, conditional=True, max_age=0, etag=True
+        )
+        response.headers["Accept-Ranges"] = "bytes"
+        response.headers["Content-Disposition"] = f'inline; filename="{found.path.name}"'
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -15,8 +15,10 @@ from typing import Any
 
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import SettingsError
+from sanchari_processes.netguard import NetPolicy
 from sanchari_processes.settings import SHIPPED_WEIGHTS
-from sanchari_processes.sources.gee import GeeSettings
+from sanchari_processes.sources.base import SourceSettings
+from sanchari_processes.sources.gee.credentials import GeeSettings
 from sanchari_processes.sources.remote import REMOTE_KEYS, RemoteSettings
 
 #: 4096 x 4096 source pixels: ~50 MB of RGB, a few minutes on a CPU.
@@ -34,51 +36,49 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class ProcessSettings:
-    """The ``road-extraction`` processor: imagery catalogue, limits and defaults."""
+    """A road-extraction processor: its imagery sources, their settings, limits and defaults."""
 
+    #: Imagery sources, by registry name, in the order they are asked.
+    sources: tuple[str, ...] = ("catalogue", "stac", "cog")
     geotiff_dir: Path = Path("geotiffs")
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS
     default_window_size: int = 1024
     remote: RemoteSettings = field(default_factory=RemoteSettings)
+    gee: GeeSettings = field(default_factory=GeeSettings)
 
     def __post_init__(self) -> None:
         _check_limits(self.max_pixels, self.default_window_size)
 
     @classmethod
-    def from_mapping(cls, block: Mapping[str, Any]) -> ProcessSettings:
-        """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
-        _reject_unknown(block, _ENGINE_KEYS | {"geotiff_dir"} | REMOTE_KEYS, "processor")
+    def from_mapping(
+        cls,
+        block: Mapping[str, Any],
+        default_sources: tuple[str, ...] = ("catalogue", "stac", "cog"),
+    ) -> ProcessSettings:
+        """Parse a processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
+        known = _ENGINE_KEYS | {"geotiff_dir", "sources", "gee"} | REMOTE_KEYS
+        _reject_unknown(block, known, "processor")
+        sources = block.get("sources") or default_sources
+        if isinstance(sources, str):
+            sources = [s.strip() for s in sources.split(",") if s.strip()]
         return cls(
+            sources=tuple(str(s) for s in sources),
             geotiff_dir=Path(str(block.get("geotiff_dir") or "geotiffs")).expanduser(),
             engine=_engine_settings(block),
             max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
             default_window_size=_int(block, "default_window_size", 1024),
             remote=RemoteSettings.from_mapping(block),
+            gee=_gee_settings(block.get("gee") or {}),
         )
 
-
-@dataclass(frozen=True)
-class GeeProcessSettings:
-    """The ``road-extraction-gee`` processor: Earth Engine access, limits and defaults."""
-
-    gee: GeeSettings = field(default_factory=GeeSettings)
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    default_window_size: int = 1024
-
-    def __post_init__(self) -> None:
-        _check_limits(self.max_pixels, self.default_window_size)
-
-    @classmethod
-    def from_mapping(cls, block: Mapping[str, Any]) -> GeeProcessSettings:
-        """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
-        _reject_unknown(block, _ENGINE_KEYS | {"gee"}, "processor")
-        return cls(
-            gee=_gee_settings(block.get("gee") or {}),
-            engine=_engine_settings(block),
-            max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
-            default_window_size=_int(block, "default_window_size", 1024),
+    def source_settings(self) -> SourceSettings:
+        return SourceSettings(
+            max_pixels=self.max_pixels,
+            default_window_size=self.default_window_size,
+            geotiff_dir=self.geotiff_dir,
+            remote=self.remote,
+            gee=self.gee,
         )
 
 
@@ -139,6 +139,10 @@ class ManagerSettings:
     max_jobs: int = 10_000
     #: Largest request body accepted (bytes); larger ones get 413.
     max_body_bytes: int = 1024 * 1024
+    #: Where callbacks (``subscriber`` URLs) may go: the remote-imagery address guard.
+    callbacks: NetPolicy = field(default_factory=NetPolicy)
+    #: Attempts per success/failure callback (waiting 1, 2, 4 … s between them).
+    callback_retries: int = 4
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.queue_size < 0:
@@ -147,6 +151,8 @@ class ManagerSettings:
             raise SettingsError("need sync_timeout_s >= 1, job_retention_s >= 0, max_jobs >= 1")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024")
+        if not 1 <= self.callback_retries <= 10:
+            raise SettingsError("callback_retries must be within 1..10")
 
     @property
     def database(self) -> Path:
@@ -163,12 +169,15 @@ class ManagerSettings:
         """Parse ``server.manager`` of ``pygeoapi-config.yml``."""
         known = {"name", "connection", "output_dir", "processes", "workers", "queue_size"}
         known |= {"retry_after_s", "threads_per_worker", "sync_timeout_s", "job_retention_s"}
-        known |= {"max_jobs", "max_body_bytes"}
+        known |= {"max_jobs", "max_body_bytes", "remote_allow", "remote_timeout_s"}
+        known |= {"callback_retries"}
         _reject_unknown(block, known, "server.manager")
         store = block.get("output_dir") or "sanchari-jobs"
         defaults = cls()
+        remote = {k: block[k] for k in ("remote_allow", "remote_timeout_s") if k in block}
         return cls(
             store_dir=Path(str(store)).expanduser(),
+            callbacks=RemoteSettings.from_mapping(remote).policy,
             **{
                 key: _int(block, key, getattr(defaults, key))
                 for key in (
@@ -180,6 +189,7 @@ class ManagerSettings:
                     "job_retention_s",
                     "max_jobs",
                     "max_body_bytes",
+                    "callback_retries",
                 )
             },
         )

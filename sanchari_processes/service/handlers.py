@@ -19,12 +19,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pygeoapi.api as core_api
-import pygeoapi.api.processes as processes_api
 from pygeoapi.api import API, F_HTML, F_JSON, FORMAT_TYPES, APIRequest
-from pygeoapi.process.base import JobNotFoundError
+from pygeoapi.process.base import (
+    JobNotFoundError,
+    JobResultNotFoundError,
+    UnknownProcessError,
+)
 from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
 
-from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.errors import InvalidInputError, SanchariError
+from sanchari_processes.service.execution import Answer as ExecAnswer
+from sanchari_processes.service.execution import parse_execution
+from sanchari_processes.service.status import job_document
 from sanchari_processes.service.store import STATUSES
 
 LOGGER = logging.getLogger(__name__)
@@ -139,63 +145,53 @@ def body_problem(body: Any) -> str | None:
         return "missing 'inputs'"
     if not isinstance(body["inputs"], dict):
         return "'inputs' must be a JSON object"
-    if body.get("subscriber") is not None:
-        return "callbacks ('subscriber') are not supported; poll /jobs/{jobId} instead"
     return None
 
 
 def execute(api: API, request: APIRequest, process_id: str) -> Answer:
-    """pygeoapi's execute, with the body checked first and a 201 answered with the job's
-    status document; a sync answer carries no ``Location`` (sync jobs are not kept)."""
-    if process_id not in api.manager.processes:
+    """Run a process: the body checked first; async answers 201 with the job's status document
+    and ``Location``, sync answers with the results as the request asked for them
+    (:mod:`~sanchari_processes.service.execution`), without ``Location`` (sync jobs are not
+    kept, unless an output is by reference)."""
+    manager = api.manager
+    if process_id not in manager.processes:
         return _error(api, request, 404, "NoSuchProcess", f"no process {process_id[:100]}")
     try:
-        problem = body_problem(parse_body(request.data))
+        body = parse_body(request.data)
+        problem = body_problem(body)
+        if problem:
+            raise InvalidInputError(problem)
+        execution = parse_execution(body, manager.settings.callbacks)
     except InvalidInputError as exc:
-        problem = exc.message
-    if problem:
-        return _error(api, request, 400, "InvalidParameterValue", problem)
-    headers, status, content = processes_api.execute_process(api, request, process_id)
-    if status == HTTPStatus.CREATED and "Location" in headers:
-        job_id = headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-        _, _, content = job_status(api, request, job_id)
+        return _error(api, request, 400, "InvalidParameterValue", exc.message)
+    prefer = str(request.headers.get("Prefer", "")).lower()
+    async_ = "respond-async" in prefer
+    try:
+        outcome = manager.run(process_id, body["inputs"], execution, async_=async_)
+    except SanchariError as exc:
+        return _error(api, request, exc.http_status, exc.ogc_code, exc.message)
+    except UnknownProcessError:
+        return _error(api, request, 404, "NoSuchProcess", f"no process {process_id[:100]}")
+    headers = request.get_response_headers(**api.api_headers)
+    if outcome.accepted:
+        headers["Location"] = f"{api.base_url}/jobs/{outcome.job_id}"
+        headers["Preference-Applied"] = "respond-async"
         headers["Content-Type"] = FORMAT_TYPES[F_JSON]
-    else:
-        headers.pop("Location", None)
-    return headers, status, content
+        _, _, content = job_status(api, request, outcome.job_id)
+        return headers, HTTPStatus.CREATED, content
+    assert outcome.answer is not None
+    if "wait" in prefer:
+        headers["Preference-Applied"] = "wait"
+    return _answer(headers, outcome.answer)
+
+
+def _answer(headers: dict, answer: ExecAnswer) -> Answer:
+    headers.pop("Content-Type", None)
+    headers.update(answer.headers)
+    return headers, HTTPStatus(answer.status), answer.body
 
 
 # -- jobs --------------------------------------------------------------------------------------
-def job_document(api: API, record: Mapping[str, Any]) -> dict[str, Any]:
-    """An OGC ``statusInfo`` document (times left out until they happen)."""
-    job_url = f"{api.base_url}/jobs/{record['identifier']}"
-    doc: dict[str, Any] = {
-        "type": "process",
-        "processID": record["process_id"],
-        "jobID": record["identifier"],
-        "status": record["status"],
-        "message": record["message"] or "",
-        "progress": int(record["progress"] or 0),
-        "parameters": record.get("parameters"),
-    }
-    for key in ("created", "started", "finished", "updated"):
-        if record.get(key):
-            doc[key] = record[key]
-    doc["links"] = [
-        {"href": job_url, "rel": "self", "type": FORMAT_TYPES[F_JSON], "title": "Job status"}
-    ]
-    if record["status"] == "successful":
-        doc["links"].append(
-            {
-                "href": f"{job_url}/results",
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
-                "type": record.get("mimetype") or FORMAT_TYPES[F_JSON],
-                "title": "Results of the job",
-            }
-        )
-    return doc
-
-
 def _render(api: API, request: APIRequest, template: str, data: dict) -> str:
     data["now"] = datetime.now(UTC).strftime(DATETIME_FORMAT)
     return render_j2_template(
@@ -209,7 +205,7 @@ def job_status(api: API, request: APIRequest, job_id: str) -> Answer:
         record = api.manager.get_job(job_id)
     except JobNotFoundError:
         return _error(api, request, 404, "NoSuchJob", f"no job {job_id[:100]}")
-    doc = job_document(api, record)
+    doc = job_document(api.base_url, record)
     if request.format == F_HTML:
         html_doc = {**doc, "started": doc.get("started", ""), "finished": doc.get("finished", "")}
         return headers, HTTPStatus.OK, _render(api, request, "jobs/job.html", {"jobs": html_doc})
@@ -256,7 +252,7 @@ def list_jobs(api: API, request: APIRequest, args: Mapping[str, Sequence[str]]) 
         records, total = api.manager.store.list(
             limit=limit, offset=offset, statuses=statuses, process_ids=process_ids
         )
-    jobs = [job_document(api, r) for r in records]
+    jobs = [job_document(api.base_url, r) for r in records]
     query = "".join(
         f"&{name}={','.join(_values(args, name))}"
         for name in ("status", "type", "processID")
@@ -290,8 +286,20 @@ def list_jobs(api: API, request: APIRequest, args: Mapping[str, Sequence[str]]) 
 
 
 def job_results(api: API, request: APIRequest, job_id: str) -> Answer:
-    """pygeoapi's results endpoint, but a failed job answers with its own error and status,
-    an unknown or dismissed one with 404 ``NoSuchJob``."""
+    """The results as the execute request asked for them; a failed job answers with its own
+    error and status, an unknown or dismissed one with 404 ``NoSuchJob``."""
+    record = _final_record(api, request, job_id)
+    if not isinstance(record, dict):
+        return record
+    headers = request.get_response_headers(**api.api_headers)
+    try:
+        return _answer(headers, api.manager.results(job_id))
+    except JobResultNotFoundError:
+        return _error(api, request, 404, "NoSuchJob", f"no results for job {job_id[:100]}")
+
+
+def _final_record(api: API, request: APIRequest, job_id: str) -> dict | Answer:
+    """A job's record, or the error its results answer with (unknown, dismissed, failed)."""
     try:
         record = api.manager.get_job(job_id)
     except JobNotFoundError:
@@ -305,7 +313,47 @@ def job_results(api: API, request: APIRequest, job_id: str) -> Answer:
             "message": "job failed",
         }
         return _error(api, request, int(error["status"]), error["code"], error["message"])
-    return processes_api.get_job_result(api, request, job_id)
+    if record["status"] != "successful":
+        message = f"job {job_id[:100]} is {record['status']}: results are not ready"
+        return _error(api, request, 404, "ResultNotReady", message)
+    return record
+
+
+def result_file(api: API, request: APIRequest, job_id: str, output_id: str) -> Any:
+    """One output's file (``/jobs/{id}/results/{output}``) for Flask to send with ranges, or
+    the error to answer with."""
+    record = _final_record(api, request, job_id)
+    if not isinstance(record, dict):
+        return record
+    try:
+        return api.manager.result_file(job_id, output_id)
+    except JobResultNotFoundError:
+        message = f"job {job_id[:100]} has no output {output_id[:50]!r}"
+        return _error(api, request, 404, "NotFound", message)
+
+
+# -- conformance -------------------------------------------------------------------------------
+#: What this service implements of OGC API - Processes Part 1 (1.0), each tested.
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/callback",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
+)
+
+
+def conformance(api: API, request: APIRequest) -> Answer:
+    """``/conformance``: exactly the classes above (pygeoapi's list names classes of
+    collections and features this service does not serve)."""
+    headers = request.get_response_headers(**api.api_headers)
+    document = {"conformsTo": list(CONFORMANCE)}
+    if request.format == F_HTML:
+        return headers, HTTPStatus.OK, _render(api, request, "conformance.html", document)
+    return headers, HTTPStatus.OK, to_json(document, api.pretty_print)
 
 
 # -- discovery ---------------------------------------------------------------------------------

@@ -1,64 +1,58 @@
 """One road-extraction job as it runs in a worker process: get the imagery, run the engine.
 
 A :class:`RoadJob` is everything a worker needs (picklable, so it can cross a process
-boundary, or later a network one); :func:`run_road_job` turns it into a GeoJSON file in the
-job's directory, reporting real progress from the engine as it goes. The imagery is a window of
-the catalogue, a remote GeoTIFF, or an Earth Engine chip; each becomes a local GeoTIFF that the
-one engine reads.
+boundary, or later a network one); :func:`run_road_job` turns it into result files in the
+job's directory, reporting real progress from the engine as it goes. The imagery comes from the
+job's source plan (:mod:`sanchari_processes.sources`), which writes or finds a raster the one
+engine reads. The GeoJSON roads are always written (they are the job's ``location``); the other
+requested outputs are written beside them and listed in ``results.json``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sanchari_processes.inputs import EngineOptions
+from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
 from sanchari_processes.service.config import EngineSettings
-from sanchari_processes.service.inputs import GeeRoadRequest, RoadRequest
-from sanchari_processes.sources.catalogue import WindowPlan, materialise
-from sanchari_processes.sources.gee import EarthEngineClient, GeePlan, connect, fetch_gee
-from sanchari_processes.sources.remote import (
-    RemoteHref,
-    RemoteRaster,
-    RemoteSettings,
-    fetch_remote,
-)
+from sanchari_processes.sources.base import SourcePlan
 
 RESULT_NAME = "roads.geojson"
-RESULT_MIMETYPE = "application/geo+json"
+RESULT_MIMETYPE = GEOJSON
 #: Shares of the job's progress: reading imagery, the model, vectorizing, writing.
 _READ, _MODEL, _VECTOR = 0.05, 0.80, 0.13
+#: What a job writes when the request does not say: the roads as GeoJSON.
+ROADS_ONLY = (("roads", GEOJSON),)
 
 Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True)
 class RoadJob:
-    """A planned job: validated request, what to read, which model, where to write."""
+    """A planned job: the request's inputs and options, what to read, which model, where to
+    write, and which outputs in which formats (output id, media type)."""
 
     job_id: str
     process_id: str
-    request: RoadRequest | GeeRoadRequest
-    plan: WindowPlan | RemoteHref | RemoteRaster | GeePlan
+    parameters: dict[str, Any]
+    options: EngineOptions
+    plan: SourcePlan
     engine: EngineSettings
     job_dir: Path
-    catalogue_root: Path | None = None
-    remote: RemoteSettings | None = None
+    outputs: tuple[tuple[str, str], ...] = ROADS_ONLY
 
     @property
     def result_path(self) -> Path:
         return self.job_dir / RESULT_NAME
 
 
-def run_road_job(
-    job: RoadJob, progress: Progress, *, gee_client: EarthEngineClient | None = None
-) -> Path:
-    """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed).
-
-    ``gee_client`` replaces the Earth Engine connection (tests pass a fake).
-    """
+def run_road_job(job: RoadJob, progress: Progress) -> Path:
+    """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
     from sanchari_processes.config import VectorizeConfig
     from sanchari_processes.engine import run_source
     from sanchari_processes.inference import Predictor, load_model_cached
@@ -68,17 +62,23 @@ def run_road_job(
     workdir = job.job_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        raster, name, extra = _imagery(job, workdir, gee_client, lambda f: progress(_READ * f))
+        imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f))
         progress(_READ)
         loaded = load_model_cached(job.engine.weights, job.engine.device)
         icfg = job.engine.inference
-        if job.request.tta:
-            icfg = replace(icfg, tta=job.request.tta)  # type: ignore[arg-type]
+        if job.options.tta:
+            icfg = replace(icfg, tta=job.options.tta)  # type: ignore[arg-type]
         predictor = Predictor(loaded, icfg)
         meta = predictor.metadata
-        threshold = meta.threshold if job.request.threshold is None else job.request.threshold
-        vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.request.simplify_m)
-        with open_raster(raster, len(meta.bands)) as source:
+        threshold = meta.threshold if job.options.threshold is None else job.options.threshold
+        vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.options.simplify_m)
+        wanted = dict(job.outputs)
+        files: dict[str, tuple[str, str]] = {}
+
+        def keep(prob: Any) -> None:
+            files.update(_write_rasters(wanted, prob, threshold, job.job_dir, workdir))
+
+        with open_raster(imagery.path, len(meta.bands)) as source:
             collection = run_source(
                 source,
                 predictor,
@@ -87,29 +87,68 @@ def run_road_job(
                 workdir,
                 model_progress=lambda f: progress(_READ + _MODEL * f),
                 vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f),
+                keep=keep,
             )
+            if "preview" in wanted:
+                from sanchari_processes.preview import render_preview
+
+                render_preview(
+                    source, collection, job.job_dir / OUTPUTS["preview"].default.file_name
+                )
+                files["preview"] = (OUTPUTS["preview"].default.file_name, wanted["preview"])
         record = collection["sanchari"]
-        record["source"]["name"] = name
-        record.update(extra)
-        record["request"] = job.request.to_dict()
+        record["source"]["name"] = imagery.name
+        record.update(imagery.provenance)
+        record["request"] = job.parameters
         record["job"] = {"id": job.job_id, "process": job.process_id}
         write_json_atomic(collection, job.result_path)
+        files.update(_write_roads(wanted.get("roads"), collection, job.job_dir))
+        write_json_atomic(
+            {key: {"file": name, "mediaType": media} for key, (name, media) in files.items()},
+            job.job_dir / MANIFEST,
+        )
         progress(1.0)
         return job.result_path
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _imagery(
-    job: RoadJob, workdir: Path, gee_client: EarthEngineClient | None, progress: Progress
-) -> tuple[Path, str, dict[str, Any]]:
-    """The job's imagery as a local GeoTIFF, its name and its provenance members."""
-    plan = job.plan
-    if isinstance(plan, GeePlan):
-        fetched = fetch_gee(plan, gee_client or connect(plan.settings), workdir, progress)
-        return fetched.path, plan.collection, {"window": fetched.window, "imagery": fetched.imagery}
-    if isinstance(plan, RemoteRaster):
-        raster = fetch_remote(plan, workdir, job.remote or RemoteSettings())
-        return raster, plan.href, {"window": plan.describe()}
-    window = plan.describe(job.catalogue_root)
-    return materialise(plan, workdir), ", ".join(window["files"]), {"window": window}
+def _write_rasters(
+    wanted: dict[str, str], prob: Any, threshold: float, job_dir: Path, workdir: Path
+) -> dict[str, tuple[str, str]]:
+    """The mask and probability COGs, when asked for (while the probability map exists)."""
+    from sanchari_processes.results.cog import write_mask_cog, write_probability_cog
+
+    written = {}
+    if "mask" in wanted:
+        name = OUTPUTS["mask"].default.file_name
+        write_mask_cog(prob, job_dir / name, threshold, workdir)
+        written["mask"] = (name, wanted["mask"])
+    if "probability" in wanted:
+        name = OUTPUTS["probability"].default.file_name
+        write_probability_cog(prob, job_dir / name, workdir)
+        written["probability"] = (name, wanted["probability"])
+    return written
+
+
+def _write_roads(
+    media_type: str | None, collection: dict[str, Any], job_dir: Path
+) -> dict[str, tuple[str, str]]:
+    """The roads in the requested format (GeoJSON is already written)."""
+    if media_type is None:
+        return {}
+    fmt = OUTPUTS["roads"].format_for(media_type)
+    if fmt.media_type != GEOJSON:
+        from sanchari_processes.results.vector import write_lines
+
+        write_lines(collection, job_dir / fmt.file_name)
+    return {"roads": (fmt.file_name, fmt.media_type)}
+
+
+def read_manifest(location: Path) -> dict[str, dict[str, str]]:
+    """A finished job's files by output id (a job without a manifest has GeoJSON roads)."""
+    path = Path(location).parent / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"roads": {"file": Path(location).name, "mediaType": RESULT_MIMETYPE}}

@@ -16,7 +16,6 @@ and removes scratch folders; finished jobs expire after ``job_retention_s``.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -25,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,25 +41,34 @@ from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 
 from sanchari_processes.errors import (
     InternalError,
-    InvalidInputError,
     QueueFullError,
     SanchariError,
     SyncTimeoutError,
 )
 from sanchari_processes.errors import JobNotFoundError as SanchariJobNotFound
+from sanchari_processes.results import OUTPUTS
+from sanchari_processes.service.callbacks import CallbackNotifier
 from sanchari_processes.service.config import ManagerSettings
+from sanchari_processes.service.execution import (
+    Answer,
+    Execution,
+    ResultFile,
+    execution_from_dict,
+    results_answer,
+    results_document,
+)
 from sanchari_processes.service.executor import (
     JobExecutor,
     JobFailure,
     LocalProcessPool,
     Runner,
 )
-from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, run_road_job
+from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, read_manifest, run_road_job
 from sanchari_processes.service.process import (
-    OUTPUT_ID,
     SanchariProcessor,
     SanchariProcessorError,
 )
+from sanchari_processes.service.status import job_document
 from sanchari_processes.service.store import LIVE, FolderLock, JobStore, now, stamp_of
 
 LOGGER = logging.getLogger(__name__)
@@ -70,6 +79,8 @@ CLIENT_GONE: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", d
 DEFAULT_SYNC_LIMIT = 4
 #: How often a waiting synchronous request looks at its client and the clock (seconds).
 _POLL_S = 0.2
+#: Least time between two in-progress callbacks of one job (seconds).
+_PROGRESS_CALLBACK_S = 2.0
 
 
 class ClientGoneError(SanchariError):
@@ -79,6 +90,15 @@ class ClientGoneError(SanchariError):
     http_status = 400
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an execution gave: an accepted async job, or a finished sync job's answer."""
+
+    job_id: str
+    accepted: bool
+    answer: Answer | None = None
+
+
 class SanchariManager(BaseManager):
     """Jobs in SQLite, run by a :class:`JobExecutor` (state: store, executor, waiters, pools)."""
 
@@ -86,7 +106,14 @@ class SanchariManager(BaseManager):
         super().__init__(manager_def)
         self.settings = ManagerSettings.from_mapping(manager_def)
         self.is_async = True
-        self.supports_subscribing = False
+        self.supports_subscribing = True
+        #: Public base URL of the service (links in results and callbacks; set by the app).
+        self.base_url = "http://localhost:5000"
+        self.callbacks = CallbackNotifier(
+            self.settings.callbacks, retries=self.settings.callback_retries
+        )
+        self._subscribers: dict[str, dict] = {}
+        self._last_progress_callback: dict[str, float] = {}
         self._processors: dict[str, BaseProcessor] = {}
         self._store: JobStore | None = None
         self._executor: JobExecutor | None = None
@@ -137,6 +164,7 @@ class SanchariManager(BaseManager):
                 threads_per_worker=self.settings.torch_threads,
             )
             self._executor.start()
+            self.callbacks.start()
             self._stop.clear()
             self._janitor = threading.Thread(
                 target=self._janitor_loop, name="sanchari-janitor", daemon=True
@@ -154,6 +182,7 @@ class SanchariManager(BaseManager):
             pool.shutdown(wait=False, cancel_futures=True)
         if executor is not None:
             executor.shutdown()
+        self.callbacks.stop()
         self._folder_lock.release()
 
     @property
@@ -173,6 +202,44 @@ class SanchariManager(BaseManager):
             return self._processors[process_id]
 
     # -- execution ------------------------------------------------------------------------------
+    def run(self, process_id: str, inputs: Any, execution: Execution, *, async_: bool) -> Outcome:
+        """Validate, plan and run (async: queue) a job; raises :class:`SanchariError` (4xx/5xx).
+
+        A sync job is answered and forgotten, unless an output is by reference: then it is
+        kept (and listed) like an async job, so its links work until it expires.
+        """
+        processor = self.get_processor(process_id)
+        job_id = str(uuid.uuid4())
+        job = processor.prepare(  # type: ignore[attr-defined]
+            inputs, job_id, self.job_dir(job_id), outputs=execution.files()
+        )
+        self.start()
+        body = {"inputs": inputs, "execution": execution.to_dict()}
+        if execution.subscriber is not None:
+            self._subscribers[job_id] = execution.subscriber.to_dict()
+        if async_:
+            self._accept(processor, job, body, sync=False)  # type: ignore[arg-type]
+            return Outcome(job_id, accepted=True)
+        if not self._sync_slots.acquire(blocking=False):
+            self._subscribers.pop(job_id, None)
+            raise QueueFullError(
+                "too many synchronous executions are running; retry later, or run the job "
+                "asynchronously (header 'Prefer: respond-async')"
+            )
+        try:
+            self._run_sync(processor, job, body)  # type: ignore[arg-type]
+            answer = results_answer(execution, self._files(job_id), self.base_url, job_id)
+        except BaseException:
+            self._forget(job_id)
+            raise
+        finally:
+            self._sync_slots.release()
+        if execution.by_reference:
+            self.store.update(job_id, only_live=False, sync=0)
+        else:
+            self._forget(job_id)
+        return Outcome(job_id, accepted=False, answer=answer)
+
     def execute_process(
         self,
         process_id: str,
@@ -182,10 +249,21 @@ class SanchariManager(BaseManager):
         subscriber: Any | None = None,
         requested_response: str | None = "raw",
     ) -> tuple[str, str, Any, JobStatus, dict[str, str] | None]:
+        """pygeoapi's manager interface (our own execute handler calls :meth:`run`)."""
+        from sanchari_processes.service.execution import parse_execution
+
         try:
-            return self._execute(
-                process_id, data_dict, execution_mode, requested_outputs, requested_response
-            )
+            body: dict[str, Any] = {"outputs": requested_outputs, "response": requested_response}
+            if subscriber is not None:
+                body["subscriber"] = {
+                    "successUri": subscriber.success_uri,
+                    "inProgressUri": subscriber.in_progress_uri,
+                    "failedUri": subscriber.failed_uri,
+                }
+                body["subscriber"] = {k: v for k, v in body["subscriber"].items() if v}
+            execution = parse_execution(body, self.settings.callbacks)
+            async_ = execution_mode == RequestedProcessExecutionMode.respond_async
+            outcome = self.run(process_id, data_dict, execution, async_=async_)
         except (ProcessorExecuteError, UnknownProcessError):
             raise
         except SanchariError as exc:
@@ -193,49 +271,13 @@ class SanchariManager(BaseManager):
         except Exception:
             LOGGER.exception("execution of %s failed", process_id)
             raise SanchariProcessorError(InternalError("internal error")) from None
+        if outcome.accepted or outcome.answer is None:
+            return outcome.job_id, "application/json", None, JobStatus.accepted, None
+        answer = outcome.answer
+        media = answer.headers.get("Content-Type", "application/json")
+        return outcome.job_id, media, answer.body, JobStatus.successful, None
 
-    def _execute(
-        self,
-        process_id: str,
-        inputs: dict,
-        mode: RequestedProcessExecutionMode | None,
-        outputs: dict | None,
-        response: str | None,
-    ) -> tuple[str, str, Any, JobStatus, dict[str, str] | None]:
-        processor = self.get_processor(process_id)
-        _check_outputs(outputs)
-        if response not in ("raw", "document"):
-            raise InvalidInputError("'response' must be 'raw' or 'document'")
-        job_id = str(uuid.uuid4())
-        job = processor.prepare(inputs, job_id, self.job_dir(job_id))  # type: ignore[attr-defined]
-        self.start()
-        if mode == RequestedProcessExecutionMode.respond_async:
-            self._accept(processor, job, inputs, sync=False)  # type: ignore[arg-type]
-            return (
-                job_id,
-                "application/json",
-                None,
-                JobStatus.accepted,
-                {"Preference-Applied": RequestedProcessExecutionMode.respond_async.value},
-            )
-        if not self._sync_slots.acquire(blocking=False):
-            raise QueueFullError(
-                "too many synchronous executions are running; retry later, or run the job "
-                "asynchronously (header 'Prefer: respond-async')"
-            )
-        try:
-            text = self._run_sync(processor, job, inputs)  # type: ignore[arg-type]
-        finally:
-            self._sync_slots.release()
-        headers = None
-        if mode == RequestedProcessExecutionMode.wait:
-            headers = {"Preference-Applied": RequestedProcessExecutionMode.wait.value}
-        if response == "document":
-            value = {OUTPUT_ID: {"value": json.loads(text), "mediaType": RESULT_MIMETYPE}}
-            return job_id, "application/json", value, JobStatus.successful, headers
-        return job_id, RESULT_MIMETYPE, text, JobStatus.successful, headers
-
-    def _accept(self, processor: SanchariProcessor, job: RoadJob, inputs: Any, sync: bool) -> None:
+    def _accept(self, processor: SanchariProcessor, job: RoadJob, body: Any, sync: bool) -> None:
         """Store the job and hand it on; a full queue removes it again (503)."""
         waiter = threading.Event()
         if sync:
@@ -243,8 +285,8 @@ class SanchariManager(BaseManager):
         self.store.add(
             job.job_id,
             job.process_id,
-            job.request.to_dict(),
-            inputs=inputs,
+            job.parameters,
+            inputs=body,
             sync=sync,
             mimetype=RESULT_MIMETYPE,
         )
@@ -252,15 +294,14 @@ class SanchariManager(BaseManager):
             self._submit(processor, job)
         except QueueFullError:
             self._waiters.pop(job.job_id, None)
+            self._subscribers.pop(job.job_id, None)
             self.store.delete(job.job_id)
             raise
 
-    def _run_sync(self, processor: SanchariProcessor, job: RoadJob, inputs: Any) -> str:
-        """Run ``job`` and wait for it, within the time limit and while the client is there.
-
-        Synchronous jobs are not kept: the record and files go once the answer is read.
-        """
-        self._accept(processor, job, inputs, sync=True)
+    def _run_sync(self, processor: SanchariProcessor, job: RoadJob, body: Any) -> dict:
+        """Run ``job`` and wait for it, within the time limit and while the client is there;
+        the finished record (a failure raises its error)."""
+        self._accept(processor, job, body, sync=True)
         waiter = self._waiters[job.job_id]
         deadline = time.monotonic() + self.settings.sync_timeout_s
         gone = CLIENT_GONE.get()
@@ -278,14 +319,14 @@ class SanchariManager(BaseManager):
             record = self.store.get(job.job_id)
             if record["status"] != JobStatus.successful.value:
                 raise _failure_error(record)
-            return Path(record["location"]).read_text(encoding="utf-8")
+            return record
         finally:
             self._waiters.pop(job.job_id, None)
-            self._forget(job.job_id)
 
     def _forget(self, job_id: str) -> None:
         """Stop a job wherever it is and remove every trace of it."""
         self.store.delete(job_id)  # first: late events and planning find nothing to update
+        self._subscribers.pop(job_id, None)
         if self._executor is not None:
             self._executor.cancel(job_id)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
@@ -333,7 +374,12 @@ class SanchariManager(BaseManager):
         job_id = record["identifier"]
         try:
             processor = self.get_processor(record["process_id"])
-            job = processor.prepare(record["inputs"], job_id, self.job_dir(job_id))  # type: ignore[attr-defined]
+            inputs, execution = self._stored_request(record)
+            if execution.subscriber is not None:
+                self._subscribers[job_id] = execution.subscriber.to_dict()
+            job = processor.prepare(  # type: ignore[attr-defined]
+                inputs, job_id, self.job_dir(job_id), outputs=execution.files()
+            )
             self._submit(processor, job, force=True)  # type: ignore[arg-type]
         except SanchariError as exc:
             self.job_failed(job_id, JobFailure.from_error(exc))
@@ -377,11 +423,13 @@ class SanchariManager(BaseManager):
         self.store.update(
             job_id, status="running", started=now(), progress=1, message="Reading imagery"
         )
+        self._notify_progress(job_id, force=True)
 
     def job_progress(self, job_id: str, fraction: float) -> None:
         percent = min(99, max(1, int(fraction * 100)))
         stage = "Running the model" if fraction < 0.85 else "Vectorizing roads"
         self.store.update(job_id, status="running", progress=percent, message=stage)
+        self._notify_progress(job_id)
 
     def job_succeeded(self, job_id: str, location: Path) -> None:
         self.store.update(
@@ -394,6 +442,7 @@ class SanchariManager(BaseManager):
             message="Job complete",
         )
         self._wake(job_id)
+        self._notify_final(job_id)
 
     def job_failed(self, job_id: str, failure: JobFailure) -> None:
         self.store.update(
@@ -405,11 +454,99 @@ class SanchariManager(BaseManager):
         )
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self._wake(job_id)
+        self._notify_final(job_id)
 
     def _wake(self, job_id: str) -> None:
         waiter = self._waiters.get(job_id)
         if waiter is not None:
             waiter.set()
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _notify_progress(self, job_id: str, *, force: bool = False) -> None:
+        """An in-progress callback, at most every few seconds per job (queued, never waited)."""
+        uri = self._subscribers.get(job_id, {}).get("inProgressUri")
+        if not uri:
+            return
+        moment = time.monotonic()
+        if not force and moment - self._last_progress_callback.get(job_id, 0.0) < (
+            _PROGRESS_CALLBACK_S
+        ):
+            return
+        self._last_progress_callback[job_id] = moment
+        try:
+            record = self.store.get(job_id)
+        except SanchariJobNotFound:
+            return
+        self.callbacks.send(uri, job_document(self.base_url, record), retry=False)
+
+    def _notify_final(self, job_id: str) -> None:
+        """The success (results document) or failure (exception) callback of a finished job."""
+        subscriber = self._subscribers.pop(job_id, None)
+        self._last_progress_callback.pop(job_id, None)
+        if not subscriber:
+            return
+        try:
+            record = self.store.get(job_id)
+            if record["status"] == JobStatus.successful.value:
+                _, execution = self._stored_request(record)
+                document = results_document(
+                    execution, self._files(job_id, record), self.base_url, job_id
+                )
+                self.callbacks.send(subscriber.get("successUri"), document)
+            elif record["status"] == JobStatus.failed.value:
+                error = record.get("error") or JobFailure.internal().to_dict()
+                exception = {
+                    "type": error["code"],
+                    "code": error["code"],
+                    "status": error["status"],
+                    "description": error["message"],
+                    "jobID": job_id,
+                }
+                self.callbacks.send(subscriber.get("failedUri"), exception)
+        except (SanchariError, OSError, ValueError):
+            LOGGER.exception("callback for job %s could not be prepared", job_id)
+
+    # -- results --------------------------------------------------------------------------------
+    def _stored_request(self, record: dict) -> tuple[Any, Execution]:
+        """A stored job's inputs and how it wants its results (older records: inputs only)."""
+        stored = record.get("inputs")
+        if isinstance(stored, dict) and set(stored) == {"inputs", "execution"}:
+            return stored["inputs"], execution_from_dict(
+                stored["execution"], self.settings.callbacks
+            )
+        return stored, execution_from_dict(None, self.settings.callbacks)
+
+    def _files(self, job_id: str, record: dict | None = None) -> dict[str, ResultFile]:
+        """A successful job's output files by output id."""
+        record = record or self.store.get(job_id)
+        location = Path(record["location"])
+        return {
+            key: ResultFile(location.parent / entry["file"], entry["mediaType"])
+            for key, entry in read_manifest(location).items()
+            if key in OUTPUTS and "/" not in entry["file"]
+        }
+
+    def results(self, job_id: str) -> Answer:
+        """``/jobs/{id}/results`` of a successful job, as its execute request asked for them."""
+        record = self.get_job(job_id)
+        if record["status"] != JobStatus.successful.value or not record["location"]:
+            raise JobResultNotFoundError()
+        _, execution = self._stored_request(record)
+        try:
+            return results_answer(execution, self._files(job_id, record), self.base_url, job_id)
+        except OSError:
+            LOGGER.error("result files of job %s are missing", job_id)
+            raise JobResultNotFoundError() from None
+
+    def result_file(self, job_id: str, output_id: str) -> ResultFile:
+        """One output's file of a successful job (``/jobs/{id}/results/{output}``)."""
+        record = self.get_job(job_id)
+        if record["status"] != JobStatus.successful.value or not record["location"]:
+            raise JobResultNotFoundError()
+        found = self._files(job_id, record).get(output_id)
+        if found is None or not found.path.is_file():
+            raise JobResultNotFoundError()
+        return found
 
     # -- job store (pygeoapi's manager interface) -----------------------------------------------
     def get_jobs(
@@ -435,14 +572,8 @@ class SanchariManager(BaseManager):
         return record
 
     def get_job_result(self, job_id: str) -> tuple[str | None, Any]:
-        record = self.get_job(job_id)
-        if record["status"] != JobStatus.successful.value or not record["location"]:
-            raise JobResultNotFoundError()
-        try:
-            return record["mimetype"], Path(record["location"]).read_bytes()
-        except OSError:
-            LOGGER.error("result file of job %s is missing", job_id)
-            raise JobResultNotFoundError() from None
+        answer = self.results(job_id)
+        return answer.headers.get("Content-Type"), answer.body
 
     def delete_job(self, job_id: str) -> bool:
         """Dismiss a job: stop it if queued or running, remove its files, keep a tombstone."""
@@ -455,6 +586,7 @@ class SanchariManager(BaseManager):
             location=None,
             finished=record["finished"] or now(),
         )
+        self._subscribers.pop(job_id, None)
         if record["status"] in LIVE and self._executor is not None:
             self._executor.cancel(job_id)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
@@ -465,42 +597,12 @@ class SanchariManager(BaseManager):
         return f"<SanchariManager> {self.settings.store_dir}"
 
 
-def _check_outputs(outputs: Any) -> None:
-    """Only the ``roads`` output exists, and only by value (we do not fake references)."""
-    if outputs in (None, {}):
-        return
-    if not isinstance(outputs, dict):
-        raise InvalidInputError("'outputs' must be an object keyed by output id")
-    for key, spec in outputs.items():
-        if key != OUTPUT_ID:
-            raise InvalidInputError(f"unknown output '{key}'; the process has '{OUTPUT_ID}'")
-        if spec is None:
-            continue
-        if not isinstance(spec, dict):
-            raise InvalidInputError(f"output '{key}' must be an object")
-        mode = spec.get("transmissionMode", "value")
-        if mode != "value":
-            raise InvalidInputError(
-                f"output '{key}': transmissionMode '{mode}' is not supported; use 'value' "
-                "(async results stay available at /jobs/{jobId}/results)"
-            )
-        media = (
-            spec.get("format", {}).get("mediaType")
-            if isinstance(spec.get("format"), dict)
-            else None
-        )
-        if media not in (None, RESULT_MIMETYPE, "application/json"):
-            raise InvalidInputError(f"output '{key}': only {RESULT_MIMETYPE} is produced")
-
-
-def _failure_error(record: dict) -> SanchariProcessorError:
-    """The stored failure of a job as the exception its execute request answers with."""
+def _failure_error(record: dict) -> SanchariError:
+    """The stored failure of a job as the error its execute request answers with."""
     if record["status"] == JobStatus.dismissed.value:
-        return SanchariProcessorError(
-            SanchariJobNotFound("the job was dismissed before it finished")
-        )
+        return SanchariJobNotFound("the job was dismissed before it finished")
     failure = record.get("error") or JobFailure.internal().to_dict()
     error = SanchariError(failure["message"])
     error.ogc_code = failure["code"]
     error.http_status = int(failure["status"])
-    return SanchariProcessorError(error)
+    return error

@@ -24,9 +24,8 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.plugin import load_plugin
 
 from sanchari_processes import __version__
-from sanchari_processes.service.inputs import GEE_VALIDATION_SCHEMA, VALIDATION_SCHEMA
 from sanchari_processes.service.jobs import RESULT_MIMETYPE
-from sanchari_processes.service.process import GEE_PROCESS_ID, OUTPUT_ID, PROCESS_ID
+from sanchari_processes.service.process import OUTPUT_ID
 from sanchari_processes.service.store import STATUSES
 
 OPENAPI_MEDIA = "application/vnd.oai.openapi+json;version=3.0"
@@ -421,9 +420,6 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
     return paths
 
 
-_SCHEMAS_BY_PROCESS = {PROCESS_ID: VALIDATION_SCHEMA, GEE_PROCESS_ID: GEE_VALIDATION_SCHEMA}
-
-
 def openapi_document(config: dict) -> dict[str, Any]:
     """The OpenAPI 3.0 document of the service ``config`` describes."""
     base = get_oas(config)
@@ -433,7 +429,7 @@ def openapi_document(config: dict) -> dict[str, Any]:
             continue
         processor = load_plugin("process", resource["processor"])
         metadata = processor.metadata
-        schema = _SCHEMAS_BY_PROCESS.get(metadata["id"], {"type": "object"})
+        schema = getattr(processor, "validation_schema", {"type": "object"})
         processes[name] = {
             "title": metadata.get("title", name),
             "schema": schema,

@@ -1,13 +1,15 @@
 """The pygeoapi processors: describe the processes, validate and plan jobs.
 
-``road-extraction`` reads the GeoTIFF catalogue or a GeoTIFF by reference;
-``road-extraction-gee`` reads Google Earth Engine. Both plan a :class:`RoadJob` for the same
-workers and engine.
+A processor is a list of imagery sources (:mod:`sanchari_processes.sources.registry`, named in
+its ``pygeoapi-config.yml`` block) plus the engine options. ``road-extraction`` reads the
+GeoTIFF catalogue, a STAC Item or a GeoTIFF/COG by reference; ``road-extraction-gee`` reads
+Google Earth Engine. Both plan a :class:`RoadJob` for the same workers and engine, with the
+same outputs (:data:`sanchari_processes.results.OUTPUTS`).
 
-Validation and planning (which catalogue files, which window, how many pixels) happen here, in
+Validation and planning (which source, which files or grid, how many pixels) happen here, in
 the web process and before any job exists, so a bad request is a 4xx at once rather than a
 failed job later. The engine itself runs in the manager's worker processes
-(:mod:`sanchari_processes.service.manager`); :meth:`RoadExtractionProcessor.execute` runs it
+(:mod:`sanchari_processes.service.manager`); :meth:`SanchariProcessor.execute` runs it
 in-process only when the processor is used under a stock pygeoapi manager.
 """
 
@@ -17,105 +19,26 @@ import copy
 import logging
 import tempfile
 from dataclasses import replace
-from datetime import date
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from sanchari_processes import __version__
 from sanchari_processes.errors import InternalError, SanchariError
-from sanchari_processes.service.config import GeeProcessSettings, ProcessSettings
-from sanchari_processes.service.inputs import (
-    RoadRequest,
-    gee_process_inputs,
-    parse_crs,
-    parse_gee_inputs,
-    parse_inputs,
-    process_inputs,
-)
-from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, run_road_job
-from sanchari_processes.sources.catalogue import Catalogue, WindowPlan
-from sanchari_processes.sources.gee import NAIP, plan_gee, resolve_credentials
-from sanchari_processes.sources.remote import (
-    RemoteHref,
-    RemoteRaster,
-    check_href,
-    is_http_url,
-    probe_remote,
-)
+from sanchari_processes.inputs import EngineOptions, engine_inputs, make_validator, validate
+from sanchari_processes.results import OUTPUTS
+from sanchari_processes.service.config import ProcessSettings
+from sanchari_processes.service.jobs import RESULT_MIMETYPE, ROADS_ONLY, RoadJob, run_road_job
+from sanchari_processes.sources.gee import NAIP
+from sanchari_processes.sources.registry import build_sources, choose, source_inputs
 
 LOGGER = logging.getLogger(__name__)
 
 PROCESS_ID = "road-extraction"
 GEE_PROCESS_ID = "road-extraction-gee"
 OUTPUT_ID = "roads"
-
-
-def process_metadata(settings: ProcessSettings) -> dict[str, Any]:
-    """The OGC process description (pygeoapi adds links and job control options)."""
-    return _description(
-        PROCESS_ID,
-        "Road extraction",
-        "Extracts road centrelines from satellite or aerial imagery with a "
-        "segmentation model and returns them as a GeoJSON FeatureCollection (EPSG:4326). "
-        "Imagery comes from the server's GeoTIFF catalogue (a latitude/longitude window or a "
-        "bbox) or from a GeoTIFF/COG passed by reference.",
-        keywords=["segmentation", "remote sensing"],
-        inputs=process_inputs(settings.max_pixels, settings.default_window_size),
-        provenance="source files, window",
-        example={"latitude": 48.9819, "longitude": 2.2821, "window_size": 512, "tta": "none"},
-    )
-
-
-def gee_process_metadata(settings: GeeProcessSettings) -> dict[str, Any]:
-    """The OGC description of ``road-extraction-gee``."""
-    return _description(
-        GEE_PROCESS_ID,
-        "Road extraction from Google Earth Engine imagery",
-        "Extracts road centrelines around a point from NAIP (contiguous US, "
-        "~0.6 m) or Sentinel-2 (global, 10 m) imagery fetched from Google Earth Engine on the "
-        "local UTM grid, and returns them as a GeoJSON FeatureCollection (EPSG:4326).",
-        keywords=["Earth Engine", "NAIP", "Sentinel-2"],
-        inputs=gee_process_inputs(settings.max_pixels, settings.default_window_size),
-        provenance="Earth Engine image ids and dates, grid",
-        example={"latitude": 39.7392, "longitude": -104.9903, "collection": NAIP, "scale": 1.0},
-    )
-
-
-def _description(
-    process_id: str,
-    title: str,
-    description: str,
-    *,
-    keywords: list[str],
-    inputs: dict[str, Any],
-    provenance: str,
-    example: dict[str, Any],
-) -> dict[str, Any]:
-    """What both process descriptions share: job control, the ``roads`` output."""
-    return {
-        "version": __version__,
-        "id": process_id,
-        "title": title,
-        "description": description,
-        "jobControlOptions": ["sync-execute", "async-execute"],
-        "outputTransmission": ["value"],
-        "keywords": ["roads", "centrelines", "GeoJSON", *keywords],
-        "links": [],
-        "inputs": inputs,
-        "outputs": {
-            OUTPUT_ID: {
-                "title": "Road centrelines",
-                "description": "GeoJSON FeatureCollection of road centrelines (EPSG:4326) with "
-                f"the run's provenance (model id and checksum, {provenance}, options) "
-                "in its 'sanchari' member.",
-                "schema": {"type": "object", "contentMediaType": RESULT_MIMETYPE},
-            }
-        },
-        "example": {"inputs": example},
-    }
 
 
 class SanchariProcessorError(ProcessorExecuteError):
@@ -128,24 +51,81 @@ class SanchariProcessorError(ProcessorExecuteError):
 
 
 class SanchariProcessor(BaseProcessor):
-    """What both processes share: in-process execution of a job :meth:`prepare` plans.
+    """A process over some imagery sources (state: the sources, e.g. the catalogue index).
 
     Planning has two steps: :meth:`prepare` (no network: safe on a web thread) and, when
     :meth:`needs_network` says so, :meth:`complete` (reads remote headers: run it elsewhere).
     """
 
-    #: Planning threads that may use the network at once (the cap on remote header reads).
-    network_slots: int = 1
+    process_id: ClassVar[str]
+    title: ClassVar[str]
+    summary: ClassVar[str]
+    keywords: ClassVar[list[str]]
+    example: ClassVar[dict[str, Any]]
+    default_sources: ClassVar[tuple[str, ...]]
 
-    def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
-        raise NotImplementedError
+    def __init__(self, processor_def: dict) -> None:
+        self.settings = ProcessSettings.from_mapping(processor_def, self.default_sources)
+        self.sources = build_sources(self.settings.sources, self.settings.source_settings())
+        self.inputs = {**source_inputs(self.sources), **engine_inputs()}
+        self.validator = make_validator(self.inputs)
+        #: Planning threads that may use the network at once (the cap on remote header reads).
+        self.network_slots = self.settings.remote.concurrency
+        super().__init__(processor_def, copy.deepcopy(self.describe()))
+
+    def describe(self) -> dict[str, Any]:
+        """The OGC process description (pygeoapi adds links and job control options)."""
+        return {
+            "version": __version__,
+            "id": self.process_id,
+            "title": self.title,
+            "description": self.summary,
+            "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+            "outputTransmission": ["value", "reference"],
+            "keywords": ["roads", "centrelines", "GeoJSON", *self.keywords],
+            "links": [],
+            "inputs": {name: spec.describe() for name, spec in self.inputs.items()},
+            "outputs": {key: kind.describe() for key, kind in OUTPUTS.items()},
+            "example": {"inputs": self.example, "outputs": {OUTPUT_ID: {}}},
+        }
+
+    @property
+    def validation_schema(self) -> dict[str, Any]:
+        """The JSON schema an execute request's ``inputs`` must meet."""
+        return self.validator.schema  # type: ignore[return-value]
+
+    def prepare(
+        self,
+        inputs: Any,
+        job_id: str,
+        job_dir: Path,
+        outputs: tuple[tuple[str, str], ...] = ROADS_ONLY,
+    ) -> RoadJob:
+        """Validate ``inputs`` and plan the job (raises 400/404/413/503 :class:`SanchariError`).
+
+        A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
+        """
+        inputs = validate(inputs, self.validator)
+        source = choose(self.sources, inputs)
+        return RoadJob(
+            job_id=job_id,
+            process_id=self.process_id,
+            parameters=copy.deepcopy(inputs),
+            options=EngineOptions.parse(inputs),
+            plan=source.plan(inputs),
+            engine=self.settings.engine,
+            job_dir=job_dir,
+            outputs=outputs,
+        )
 
     def needs_network(self, job: RoadJob) -> bool:
-        return False
+        return job.plan.needs_network
 
     def complete(self, job: RoadJob) -> RoadJob:
         """The job with its plan finished (blocking network reads); 4xx errors as usual."""
-        return job
+        if not job.plan.needs_network:
+            return job
+        return replace(job, plan=job.plan.complete())
 
     def execute(self, data: dict, outputs: dict | None = None) -> tuple[str, Any]:
         """In-process execution, for stock pygeoapi managers (ours uses worker processes)."""
@@ -162,89 +142,48 @@ class SanchariProcessor(BaseProcessor):
             LOGGER.exception("%s failed", self.metadata.get("id"))
             raise SanchariProcessorError(InternalError("internal error")) from None
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}> {', '.join(s.name for s in self.sources)}"
+
 
 class RoadExtractionProcessor(SanchariProcessor):
-    """Road extraction over the GeoTIFF catalogue (state: the catalogue index)."""
+    """Road extraction over the GeoTIFF catalogue, STAC Items and COGs by reference."""
 
-    def __init__(self, processor_def: dict) -> None:
-        self.settings = ProcessSettings.from_mapping(processor_def)
-        super().__init__(processor_def, copy.deepcopy(process_metadata(self.settings)))
-        self.catalogue = Catalogue(self.settings.geotiff_dir)
-        self.network_slots = self.settings.remote.concurrency
-
-    def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
-        """Validate ``inputs`` and plan the job (raises 400/404/413 :class:`SanchariError`).
-
-        A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
-        """
-        request = parse_inputs(inputs)
-        return RoadJob(
-            job_id=job_id,
-            process_id=PROCESS_ID,
-            request=request,
-            plan=self.plan(request),
-            engine=self.settings.engine,
-            job_dir=job_dir,
-            catalogue_root=self.settings.geotiff_dir,
-            remote=self.settings.remote,
-        )
-
-    def needs_network(self, job: RoadJob) -> bool:
-        return isinstance(job.plan, RemoteHref)
-
-    def complete(self, job: RoadJob) -> RoadJob:
-        if not isinstance(job.plan, RemoteHref):
-            return job
-        raster = probe_remote(job.plan.href, self.settings.max_pixels, self.settings.remote)
-        return replace(job, plan=raster)
-
-    def plan(self, request: RoadRequest) -> WindowPlan | RemoteHref | RemoteRaster:
-        limit = self.settings.max_pixels
-        if request.image is not None:
-            if is_http_url(request.image):
-                return check_href(request.image, self.settings.remote)
-            return self.catalogue.plan_file(request.image, limit)
-        if request.bbox is not None:
-            return self.catalogue.plan_bbox(request.bbox, parse_crs(request.bbox_crs), limit)
-        size = request.window_size or self.settings.default_window_size
-        assert request.longitude is not None and request.latitude is not None
-        return self.catalogue.plan_point(request.longitude, request.latitude, size, limit)
-
-    def __repr__(self) -> str:
-        return f"<RoadExtractionProcessor> {self.settings.geotiff_dir}"
+    process_id = PROCESS_ID
+    title = "Road extraction"
+    summary = (
+        "Extracts road centrelines from satellite or aerial imagery with a segmentation model "
+        "and returns them as GeoJSON, GeoPackage or FlatGeobuf (EPSG:4326), with the road mask "
+        "and probability as Cloud-Optimized GeoTIFFs and a PNG preview on request. Imagery "
+        "comes from the server's GeoTIFF catalogue (a latitude/longitude window, a bbox or a "
+        "file name), from a STAC Item (its RGB or visual asset) or from a GeoTIFF/COG passed by "
+        "reference."
+    )
+    keywords: ClassVar[list[str]] = ["segmentation", "remote sensing", "STAC", "COG"]
+    example: ClassVar[dict[str, Any]] = {
+        "latitude": 48.9819,
+        "longitude": 2.2821,
+        "window_size": 512,
+        "tta": "none",
+    }
+    default_sources = ("catalogue", "stac", "cog")
 
 
 class GeeRoadExtractionProcessor(SanchariProcessor):
     """Road extraction over Google Earth Engine imagery (state: none; EE starts in workers)."""
 
-    def __init__(self, processor_def: dict) -> None:
-        self.settings = GeeProcessSettings.from_mapping(processor_def)
-        super().__init__(processor_def, copy.deepcopy(gee_process_metadata(self.settings)))
-
-    def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
-        """Validate and plan (400/413), and check credentials exist (503) — all offline."""
-        request = parse_gee_inputs(inputs)
-        plan = plan_gee(
-            request.longitude,
-            request.latitude,
-            collection=request.collection,
-            scale_m=request.scale,
-            window_px=request.window_size or self.settings.default_window_size,
-            start=request.start_date,
-            end=request.end_date,
-            today=date.today(),
-            max_pixels=self.settings.max_pixels,
-            settings=self.settings.gee,
-        )
-        resolve_credentials(self.settings.gee)
-        return RoadJob(
-            job_id=job_id,
-            process_id=GEE_PROCESS_ID,
-            request=request,
-            plan=plan,
-            engine=self.settings.engine,
-            job_dir=job_dir,
-        )
-
-    def __repr__(self) -> str:
-        return "<GeeRoadExtractionProcessor>"
+    process_id = GEE_PROCESS_ID
+    title = "Road extraction from Google Earth Engine imagery"
+    summary = (
+        "Extracts road centrelines around a point from NAIP (contiguous US, ~0.6 m) or "
+        "Sentinel-2 (global, 10 m) imagery fetched from Google Earth Engine on the local UTM "
+        "grid, with the same outputs as road-extraction."
+    )
+    keywords: ClassVar[list[str]] = ["Earth Engine", "NAIP", "Sentinel-2"]
+    example: ClassVar[dict[str, Any]] = {
+        "latitude": 39.7392,
+        "longitude": -104.9903,
+        "collection": NAIP,
+        "scale": 1.0,
+    }
+    default_sources = ("gee",)

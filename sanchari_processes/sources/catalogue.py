@@ -16,9 +16,11 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -38,6 +40,17 @@ from sanchari_processes.errors import (
     OutsideCoverageError,
     RequestTooLargeError,
 )
+from sanchari_processes.inputs import (
+    BBOX,
+    IMAGE,
+    InputSpec,
+    image_href,
+    parse_bbox,
+    parse_crs,
+    point_inputs,
+    window_input,
+)
+from sanchari_processes.sources.base import Imagery, Progress, SourceSettings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -90,14 +103,26 @@ class WindowPlan:
     height: int
     bounds_wgs84: tuple[float, float, float, float]
     whole_file: bool = False
+    #: The catalogue folder (file names in provenance are relative to it).
+    root: Path | None = None
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
 
+    # -- the SourcePlan interface ----------------------------------------------------------
+    needs_network = False
+
+    def complete(self) -> WindowPlan:
+        return self
+
+    def materialise(self, workdir: Path, progress: Progress) -> Imagery:
+        window = self.describe(self.root)
+        return Imagery(materialise(self, workdir), ", ".join(window["files"]), {"window": window})
+
     def describe(self, root: Path | None = None) -> dict:
         """A JSON-able summary for provenance (file names relative to the catalogue)."""
-        names = [_relative_name(p, root) for p in self.sources]
+        names = [_relative_name(p, root or self.root) for p in self.sources]
         return {
             "files": names,
             "crs": CRS.from_wkt(self.crs_wkt).to_string(),
@@ -227,6 +252,7 @@ class Catalogue:
             height=entry.height,
             bounds_wgs84=tuple(entry.footprint.bounds),
             whole_file=True,
+            root=self.root,
         )
 
     def resolve_name(self, name: str) -> Path:
@@ -290,7 +316,85 @@ class Catalogue:
             width=width,
             height=height,
             bounds_wgs84=tuple(float(v) for v in clipped.bounds),
+            root=self.root,
         )
+
+
+#: The ``image`` input: every form a source of ``road-extraction`` reads.
+IMAGE_INPUT = InputSpec(
+    "Image by reference",
+    'A GeoTIFF/COG passed by reference, {"href": "https://…/scene.tif"} (read with HTTP '
+    'range requests), a STAC Item, {"href": "https://…/items/ID", "type": '
+    '"application/geo+json"} (its RGB or visual asset is read), or the name of a file in the '
+    "server's catalogue. With 'bbox', only the part of a remote image inside it is read.",
+    {"type": "string", "contentEncoding": "binary", "contentMediaType": "image/tiff"},
+    accepts=IMAGE,
+)
+BBOX_INPUT = InputSpec(
+    "Bounding box",
+    "Area to map: [minx, miny, maxx, maxy] in x/y (longitude/latitude) order, in CRS84 unless "
+    "'crs' names another CRS (e.g. EPSG:32633). Cut from the catalogue, or from a remote "
+    "'image' when one is given.",
+    BBOX,
+)
+_ONE_SOURCE = "give exactly one imagery source: 'latitude' + 'longitude', 'bbox' or 'image'"
+
+
+class CatalogueSource:
+    """The server's GeoTIFF folder: a point window, a bbox, or a named file (state: index)."""
+
+    name = "catalogue"
+
+    def __init__(self, settings: SourceSettings) -> None:
+        self.settings = settings
+        self.catalogue = Catalogue(settings.geotiff_dir)
+
+    def inputs(self) -> dict[str, InputSpec]:
+        size = self.settings.default_window_size
+        return {
+            **point_inputs(),
+            "bbox": BBOX_INPUT,
+            "image": IMAGE_INPUT,
+            **window_input(
+                f"Side of the square window cut around latitude/longitude, in source pixels "
+                f"(default {size}; window_size squared may not exceed "
+                f"{self.settings.max_pixels} pixels).",
+                size,
+            ),
+        }
+
+    def accepts(self, inputs: Mapping[str, Any]) -> bool:
+        """Everything but a remote ``image`` (mistakes are this source's to explain)."""
+        href, _ = image_href(inputs)
+        return href is None or not _is_url(href)
+
+    def plan(self, inputs: Mapping[str, Any]) -> WindowPlan:
+        given = [k for k in ("latitude", "longitude", "bbox", "image") if k in inputs]
+        point = {"latitude", "longitude"} & set(given)
+        if len(point) == 1:
+            missing = ({"latitude", "longitude"} - point).pop()
+            raise InvalidInputError(f"input '{missing}' is required with '{point.pop()}'")
+        if len(given) - (1 if point else 0) != 1:
+            raise InvalidInputError(_ONE_SOURCE)
+        if "window_size" in inputs and not point:
+            raise InvalidInputError(
+                "input 'window_size' applies to latitude/longitude requests only"
+            )
+        limit = self.settings.max_pixels
+        href, _ = image_href(inputs)
+        if href is not None:
+            return self.catalogue.plan_file(href, limit)
+        if "bbox" in inputs:
+            bbox, crs = parse_bbox(inputs)
+            return self.catalogue.plan_bbox(bbox, parse_crs(crs), limit)
+        size = int(inputs.get("window_size") or self.settings.default_window_size)
+        return self.catalogue.plan_point(
+            float(inputs["longitude"]), float(inputs["latitude"]), size, limit
+        )
+
+
+def _is_url(href: str) -> bool:
+    return href.split(":", 1)[0].lower() in ("http", "https")
 
 
 def materialise(plan: WindowPlan, workdir: Path) -> Path:
