@@ -194,15 +194,63 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         return io.BytesIO(data[start : end + 1])
 
 
-@pytest.fixture(scope="session")
-def cog_server(catalogue_dir: Path) -> Iterator[str]:
-    """An http server on 127.0.0.1 serving the catalogue folder with range requests."""
-    handler = functools.partial(_RangeHandler, directory=str(catalogue_dir))
+@contextlib.contextmanager
+def static_server(folder: Path) -> Iterator[str]:
+    """An http server on 127.0.0.1 serving ``folder`` with range requests; yields its URL."""
+    handler = functools.partial(_RangeHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def cog_server(catalogue_dir: Path) -> Iterator[str]:
+    """An http server on 127.0.0.1 serving the catalogue folder with range requests."""
+    with static_server(catalogue_dir) as url:
+        yield url
+
+
+class CallbackReceiver:
+    """An http server on 127.0.0.1 that records the JSON POSTed to it, by path."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.received: list[tuple[str, Any]] = []
+        self.status = status
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                receiver.received.append((self.path, json.loads(body or b"null")))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self, path: str) -> list[Any]:
+        return [body for where, body in list(self.received) if where == path]
+
+    def wait_for(self, path: str, timeout: float = 60.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while not self.bodies(path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.bodies(path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def very_slow_runner(job: Any, progress: Callable[[float], None]) -> Path:

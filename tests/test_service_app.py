@@ -22,6 +22,8 @@ from tests.service_fixtures import (
 )
 
 EXECUTE = "/processes/road-extraction/execution"
+#: Ask for the roads only (without "outputs" every output comes back).
+ROADS = {"outputs": {"roads": {}}}
 ASYNC = {"Prefer": "respond-async"}
 
 
@@ -52,8 +54,17 @@ def test_describe_process(client: FlaskClient) -> None:
         "simplify_m",
     }
     assert desc["inputs"]["latitude"]["schema"]["maximum"] == 90
-    assert "async-execute" in desc["jobControlOptions"]
-    assert desc["outputs"]["roads"]["schema"]["contentMediaType"] == "application/geo+json"
+    assert {"async-execute", "dismiss"} <= set(desc["jobControlOptions"])
+    assert desc["outputTransmission"] == ["value", "reference"]
+    assert set(desc["outputs"]) == {"roads", "mask", "probability", "preview"}
+    roads = [s["contentMediaType"] for s in desc["outputs"]["roads"]["schema"]["oneOf"]]
+    assert roads == [
+        "application/geo+json",
+        "application/geopackage+sqlite3",
+        "application/flatgeobuf",
+    ]
+    mask = desc["outputs"]["mask"]["schema"]["contentMediaType"]
+    assert mask == "image/tiff; application=geotiff; profile=cloud-optimized"
     assert client.get("/processes/nope").status_code == 404
 
 
@@ -64,7 +75,7 @@ def test_sync_execute_by_point(
     client: FlaskClient, point: tuple[float, float], crs_name: str
 ) -> None:
     lon, lat = point
-    r = client.post(EXECUTE, json={"inputs": {"latitude": lat, "longitude": lon}})
+    r = client.post(EXECUTE, json={"inputs": {"latitude": lat, "longitude": lon}, **ROADS})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.headers["Content-Type"] == "application/geo+json"
     collection = r.get_json()
@@ -90,19 +101,20 @@ def test_sync_document_response(client: FlaskClient) -> None:
 
 def test_bbox_in_utm_and_image_by_name(client: FlaskClient) -> None:
     bbox = {"bbox": [500010, 4649700, 500090, 4649760], "crs": "EPSG:32633"}
-    r = client.post(EXECUTE, json={"inputs": {"bbox": bbox, "threshold": 0.6}})
+    r = client.post(EXECUTE, json={"inputs": {"bbox": bbox, "threshold": 0.6}, **ROADS})
     assert r.status_code == 200, r.get_data(as_text=True)
     window = r.get_json()["sanchari"]["window"]
     assert (window["width"], window["height"]) == (160, 120)
     assert r.get_json()["sanchari"]["vectorize"]["threshold"] == 0.6
-    r = client.post(EXECUTE, json={"inputs": {"image": {"href": "paris.tif"}}})
+    r = client.post(EXECUTE, json={"inputs": {"image": {"href": "paris.tif"}}, **ROADS})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["sanchari"]["window"]["files"] == ["paris.tif"]
 
 
 def test_async_job_life_cycle(client: FlaskClient) -> None:
     lon, lat = utm_point(100, 100)
-    r = client.post(EXECUTE, json={"inputs": {"latitude": lat, "longitude": lon}}, headers=ASYNC)
+    body = {"inputs": {"latitude": lat, "longitude": lon}, **ROADS}
+    r = client.post(EXECUTE, json=body, headers=ASYNC)
     assert r.status_code == 201
     assert r.headers["Preference-Applied"] == "respond-async"
     job_id = r.get_json()["jobID"]
@@ -213,12 +225,19 @@ def test_bad_inputs(client: FlaskClient, inputs: dict, status: int, code: str, w
         ('{"inputs": [1]}', 400),
         ('{"inputs": {"latitude": 1, "longitude": 1}, "response": "html"}', 400),
         ('{"inputs": {"latitude": 1, "longitude": 1}, "subscriber": {"successUri": "x"}}', 400),
+        ('{"inputs": {"image": "utm.tif"}, "subscriber": {"failedUri": "https://x.org"}}', 400),
+        ('{"inputs": {"image": "utm.tif"}, "subscriber": {"successUri": "http://10.0.0.1"}}', 400),
+        ('{"inputs": {"image": "utm.tif"}, "outputs": {"roads": {"transmissionMode": "x"}}}', 400),
+        ('{"inputs": {"image": "utm.tif"}, "outputs": {"lanes": {}}}', 400),
         (
-            '{"inputs": {"image": "utm.tif"}, "outputs": {"roads": {"transmissionMode": '
-            '"reference"}}}',
+            '{"inputs": {"image": "utm.tif"}, "outputs": {"roads": {"format": {"mediaType": 1}}}}',
             400,
         ),
-        ('{"inputs": {"image": "utm.tif"}, "outputs": {"mask": {}}}', 400),
+        ('{"inputs": {"image": "utm.tif"}, "outputs": {"mask": {"format": "image/png"}}}', 400),
+        (
+            '{"inputs": {"image": "utm.tif"}, "outputs": {"mask": {"format": {"mediaType": "a/b"}}}}',
+            400,
+        ),
     ],
 )
 def test_bad_request_bodies(client: FlaskClient, body: str, status: int) -> None:
@@ -281,7 +300,7 @@ def test_queue_full_is_503_and_delete_stops_running_job(
     app = create_app(config, runner=slow_runner)
     try:
         client = app.test_client()
-        body = {"inputs": {"image": "utm.tif"}}
+        body = {"inputs": {"image": "utm.tif"}, **ROADS}
         running = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
         queued = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
         full = client.post(EXECUTE, json=body, headers=ASYNC)
@@ -313,7 +332,7 @@ def test_restart_keeps_finished_requeues_queued_and_fails_running(
     jobs_dir = tmp_path / "jobs" / "jobs"
     app = create_app(config, runner=slow_runner)
     client = app.test_client()
-    body = {"inputs": {"image": "utm.tif"}}
+    body = {"inputs": {"image": "utm.tif"}, **ROADS}
     done = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
     assert wait_for_job(client, done)["status"] == "successful"
     cut = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
@@ -350,7 +369,8 @@ def test_second_server_on_the_same_folder_changes_nothing(
     app = create_app(config, runner=slow_runner)
     try:
         client = app.test_client()
-        running = client.post(EXECUTE, json={"inputs": {"image": "utm.tif"}}, headers=ASYNC)
+        body = {"inputs": {"image": "utm.tif"}, **ROADS}
+        running = client.post(EXECUTE, json=body, headers=ASYNC)
         job_id = running.get_json()["jobID"]
         wait_for_job(client, job_id, until=("running",))
         with pytest.raises(StoreBusyError, match="another sanchari server"):
@@ -363,7 +383,7 @@ def test_second_server_on_the_same_folder_changes_nothing(
 
 def test_image_by_reference_over_http(client: FlaskClient, cog_server: str) -> None:
     href = f"{cog_server}/utm.tif"
-    r = client.post(EXECUTE, json={"inputs": {"image": {"href": href}}})
+    r = client.post(EXECUTE, json={"inputs": {"image": {"href": href}}, **ROADS})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["sanchari"]["window"]["href"] == href
     missing = client.post(EXECUTE, json={"inputs": {"image": {"href": f"{cog_server}/no.tif"}}})

@@ -114,7 +114,7 @@ def gee_client(
 
 def test_execute_returns_roads_with_image_ids_and_dates(gee_client: FlaskClient) -> None:
     inputs = {**POINT, "window_size": 96, "scale": 1.0, "end_date": "2024-05-01"}
-    r = gee_client.post(EXECUTE, json={"inputs": inputs})
+    r = gee_client.post(EXECUTE, json={"inputs": inputs, "outputs": {"roads": {}}})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.headers["Content-Type"] == "application/geo+json"
     collection = r.get_json()

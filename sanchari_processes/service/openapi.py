@@ -24,8 +24,8 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.plugin import load_plugin
 
 from sanchari_processes import __version__
+from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.jobs import RESULT_MIMETYPE
-from sanchari_processes.service.process import OUTPUT_ID
 from sanchari_processes.service.store import STATUSES
 
 OPENAPI_MEDIA = "application/vnd.oai.openapi+json;version=3.0"
@@ -141,6 +141,17 @@ SCHEMAS: dict[str, Any] = {
             "numberReturned": {"type": "integer", "minimum": 0},
         },
     },
+    "subscriber": {
+        "type": "object",
+        "description": "Callback URLs (public addresses unless allow-listed).",
+        "required": ["successUri"],
+        "properties": {
+            "successUri": {"type": "string", "format": "uri"},
+            "inProgressUri": {"type": "string", "format": "uri"},
+            "failedUri": {"type": "string", "format": "uri"},
+        },
+        "additionalProperties": False,
+    },
     "featureCollection": {
         "type": "object",
         "description": "GeoJSON FeatureCollection of road centrelines (EPSG:4326).",
@@ -153,17 +164,21 @@ SCHEMAS: dict[str, Any] = {
     },
     "results": {
         "type": "object",
-        "description": "The outputs as a document (`response: document`).",
-        "required": [OUTPUT_ID],
-        "properties": {
-            OUTPUT_ID: {
-                "type": "object",
-                "required": ["value"],
-                "properties": {
-                    "value": _ref("featureCollection"),
-                    "mediaType": {"type": "string"},
+        "description": "The outputs as a document (`response: document`): each inline "
+        "(`value`, with `mediaType`; binary formats base64 with `encoding`) or a link.",
+        "additionalProperties": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {
+                        "value": {},
+                        "mediaType": {"type": "string"},
+                        "encoding": {"type": "string"},
+                    },
                 },
-            }
+                _ref("link"),
+            ]
         },
     },
 }
@@ -232,6 +247,13 @@ PARAMETERS: dict[str, Any] = {
         "style": "form",
         "explode": False,
     },
+    "outputId": {
+        "name": "outputId",
+        "in": "path",
+        "required": True,
+        "description": "Output identifier",
+        "schema": {"type": "string", "enum": list(OUTPUTS)},
+    },
     "jobId": {
         "name": "jobId",
         "in": "path",
@@ -273,15 +295,30 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
             "inputs": copy.deepcopy(inputs),
             "outputs": {
                 "type": "object",
+                "description": "Outputs to return (default: all, by value).",
                 "properties": {
-                    OUTPUT_ID: {
+                    key: {
                         "type": "object",
-                        "properties": {"transmissionMode": {"type": "string", "enum": ["value"]}},
+                        "properties": {
+                            "transmissionMode": {"type": "string", "enum": ["value", "reference"]},
+                            "format": {
+                                "type": "object",
+                                "properties": {
+                                    "mediaType": {
+                                        "type": "string",
+                                        "enum": [f.media_type for f in kind.formats],
+                                    }
+                                },
+                            },
+                        },
+                        "additionalProperties": False,
                     }
+                    for key, kind in OUTPUTS.items()
                 },
                 "additionalProperties": False,
             },
             "response": {"type": "string", "enum": ["raw", "document"]},
+            "subscriber": _ref("subscriber"),
         },
     }
     content: dict[str, Any] = {"schema": body_schema}
@@ -292,8 +329,9 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
         "post": {
             "operationId": f"execute-{process_id}",
             "summary": f"Run {title}",
-            "description": "Synchronous by default (the GeoJSON comes back); with the header "
-            "`Prefer: respond-async` a job is created (201 and its status document).",
+            "description": "Synchronous by default (the results come back as `response` and "
+            "`outputs` ask); with the header `Prefer: respond-async` a job is created (201 and "
+            "its status document).",
             "tags": [process_id],
             "parameters": [
                 {
@@ -305,13 +343,8 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
             ],
             "requestBody": {"required": True, "content": {JSON: content}},
             "responses": {
-                "200": {
-                    "description": "The roads (raw), or a results document",
-                    "content": {
-                        RESULT_MIMETYPE: {"schema": _ref("featureCollection")},
-                        JSON: {"schema": _ref("results")},
-                    },
-                },
+                "200": _results_200(),
+                "204": _results_204(),
                 "201": {
                     "description": "Job created (asynchronous execution)",
                     "headers": {"Location": {"schema": {"type": "string"}}},
@@ -406,18 +439,57 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
     }
     paths["/jobs/{jobId}/results"] = _get(
         "getJobResults",
-        "Results of a successful job",
+        "Results of a successful job, as its execute request asked for them",
         "jobs",
         {
-            "200": {
-                "description": "The roads",
-                "content": {RESULT_MIMETYPE: {"schema": _ref("featureCollection")}},
-            },
+            "200": _results_200(),
+            "204": _results_204(),
             "404": {"$ref": "#/components/responses/NotFound"},
         },
         job_params,
     )
+    paths["/jobs/{jobId}/results/{outputId}"] = _get(
+        "getJobResult",
+        "One output of a successful job as a file (supports HTTP range requests)",
+        "jobs",
+        {
+            "200": {"description": "The output", "content": _file_content()},
+            "206": {
+                "description": "Part of the output (a range request)",
+                "content": _file_content(),
+            },
+            "404": {"$ref": "#/components/responses/NotFound"},
+        },
+        [_p("jobId"), _p("outputId")],
+    )
     return paths
+
+
+def _file_content() -> dict[str, Any]:
+    types = {fmt.media_type for kind in OUTPUTS.values() for fmt in kind.formats}
+    return {media: {"schema": {"type": "string", "format": "binary"}} for media in sorted(types)}
+
+
+def _results_200() -> dict[str, Any]:
+    content = {
+        RESULT_MIMETYPE: {"schema": _ref("featureCollection")},
+        JSON: {"schema": _ref("results")},
+        "multipart/related": {"schema": {"type": "string", "format": "binary"}},
+    }
+    for media, schema in _file_content().items():
+        content.setdefault(media, schema)
+    return {
+        "description": "The results: a results document (`response: document`), one output "
+        "itself (`raw`, one output by value) or every output as a part of multipart/related",
+        "content": content,
+    }
+
+
+def _results_204() -> dict[str, Any]:
+    return {
+        "description": "`raw` with every output by reference: one `Link` header per output",
+        "headers": {"Link": {"schema": {"type": "string"}}},
+    }
 
 
 def openapi_document(config: dict) -> dict[str, Any]:
