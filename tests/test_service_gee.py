@@ -127,7 +127,8 @@ def test_execute_returns_roads_with_image_ids_and_dates(gee_client: FlaskClient)
     assert meta["window"]["crs"] == "EPSG:32613"
     assert (meta["window"]["width"], meta["window"]["height"]) == (96, 96)
     assert meta["source"]["name"] == "USDA/NAIP/DOQQ" and meta["source"]["crs"] == "EPSG:32613"
-    assert meta["request"]["collection"] == "USDA/NAIP/DOQQ"
+    assert meta["imagery"]["collection"] == "USDA/NAIP/DOQQ"
+    assert meta["request"]["end_date"] == "2024-05-01"
     assert meta["job"]["process"] == "road-extraction-gee"
     assert SECRET not in r.get_data(as_text=True)
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import pygeoapi
 import pygeoapi.api as core_api
-import pygeoapi.api.processes as processes_api
 from flask import Flask, Response, make_response, request, send_file
 from pygeoapi.api import APIRequest, apply_gzip
 from pygeoapi.util import yaml_load
@@ -120,7 +119,7 @@ def create_app(
     @app.get("/processes")
     @app.get("/processes/<process_id>")
     def processes(process_id: str | None = None) -> Response:
-        return call(processes_api.describe_processes, process_id)
+        return call(handlers.describe_processes, process_id)
 
     @app.post("/processes/<process_id>/execution")
     def execute(process_id: str) -> Response:

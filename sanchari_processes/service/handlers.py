@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pygeoapi.api as core_api
+import pygeoapi.api.processes as processes_api
 from pygeoapi.api import API, F_HTML, F_JSON, FORMAT_TYPES, APIRequest
 from pygeoapi.process.base import (
     JobNotFoundError,
@@ -330,6 +331,28 @@ def result_file(api: API, request: APIRequest, job_id: str, output_id: str) -> A
     except JobResultNotFoundError:
         message = f"job {job_id[:100]} has no output {output_id[:50]!r}"
         return _error(api, request, 404, "NotFound", message)
+
+
+# -- discovery of processes -------------------------------------------------------------------
+def describe_processes(api: API, request: APIRequest, process_id: str | None = None) -> Answer:
+    """pygeoapi's process list/description, with each process's own job control options and
+    output transmission modes (pygeoapi overwrites them with sync/async and value only)."""
+    headers, status, content = processes_api.describe_processes(api, request, process_id)
+    if status != HTTPStatus.OK or request.format == F_HTML:
+        return headers, status, content
+    try:
+        document = json.loads(content)
+    except (TypeError, ValueError):
+        return headers, status, content
+    for described in document.get("processes", [document]):
+        key = described.get("id")
+        if key not in api.manager.processes:
+            continue
+        own = api.manager.get_processor(key).metadata
+        for member in ("jobControlOptions", "outputTransmission"):
+            if member in own:
+                described[member] = own[member]
+    return headers, status, to_json(document, api.pretty_print)
 
 
 # -- conformance -------------------------------------------------------------------------------
