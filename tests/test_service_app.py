@@ -235,7 +235,8 @@ def test_bad_inputs(client: FlaskClient, inputs: dict, status: int, code: str, w
         ),
         ('{"inputs": {"image": "utm.tif"}, "outputs": {"mask": {"format": "image/png"}}}', 400),
         (
-            '{"inputs": {"image": "utm.tif"}, "outputs": {"mask": {"format": {"mediaType": "a/b"}}}}',
+            '{"inputs": {"image": "utm.tif"}, '
+            '"outputs": {"mask": {"format": {"mediaType": "a/b"}}}}',
             400,
         ),
     ],
