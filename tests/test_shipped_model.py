@@ -16,6 +16,8 @@ from tests.synthetic import road_image, write_geotiff
 from tests.test_vectorize_paris import SHARED, check
 
 MODEL_ID = "sanchari-lite0-roads-v1"
+#: The demo scene shipped in the default catalogue (the same file as ../shared's).
+DEMO_SCENE = Path(__file__).resolve().parents[1] / "geotiffs" / "paris_img1447.tif"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,18 @@ def test_one_half_precision_checkpoint_ships_with_its_card(shipped: Path) -> Non
     assert MODEL_ID in card and meta.weights_sha256 in card
 
 
+def test_the_demo_scene_ships_with_its_attribution() -> None:
+    """A fresh clone serves real imagery: the Paris scene, credited and licensed."""
+    import rasterio
+
+    with rasterio.open(DEMO_SCENE) as scene:
+        assert (scene.width, scene.height, scene.count) == (650, 650, 3)
+        assert scene.crs.to_epsg() == 4326
+    credit = (DEMO_SCENE.parent / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    for words in ("SpaceNet", "Maxar", "CC BY-SA 4.0", "**not** shipped"):
+        assert words in credit
+
+
 def test_predict_uses_the_shipped_model_without_flags(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,10 +74,10 @@ def test_predict_uses_the_shipped_model_without_flags(
 
 def test_shipped_model_finds_the_paris_streets(tmp_path: Path) -> None:
     """Real imagery: most of the OSM street length is found, and most output is on streets."""
-    if not (SHARED / check.SCENE).exists():
-        pytest.skip(f"Paris scene not found under {SHARED} (shared data is optional)")
+    if not (SHARED / check.ROADS).exists():
+        pytest.skip(f"OSM roads of the Paris scene not found under {SHARED} (optional)")
     out = tmp_path / "roads.geojson"
-    assert main(["predict", str(SHARED / check.SCENE), "-o", str(out), "--tta", "none"]) == 0
+    assert main(["predict", str(DEMO_SCENE), "-o", str(out), "--tta", "none"]) == 0
     score = check.score(check.load_scene(SHARED), json.loads(out.read_text()))
     # A random or broken model scores near 0 on both; thresholds sit well below the card's
     # figures (flip4) so the test checks "finds the streets", not a benchmark number.
