@@ -389,3 +389,26 @@ def test_image_by_reference_over_http(client: FlaskClient, cog_server: str) -> N
     assert r.get_json()["sanchari"]["window"]["href"] == href
     missing = client.post(EXECUTE, json={"inputs": {"image": {"href": f"{cog_server}/no.tif"}}})
     assert missing.status_code == 400 and "image" in missing.get_json()["description"]
+
+
+def test_outputs_by_reference_with_a_relative_jobs_folder(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default jobs folder is relative (./sanchari-jobs): its files are still served."""
+    monkeypatch.chdir(tmp_path)
+    config = service_config(catalogue_dir, Path("jobs"), tiny_checkpoint, workers=1)
+    app = create_app(config)
+    try:
+        client = app.test_client()
+        body = {
+            "inputs": {"image": "utm.tif"},
+            "outputs": {"mask": {"transmissionMode": "reference"}},
+        }
+        r = client.post(EXECUTE, json=body)
+        assert r.status_code == 204, r.get_data(as_text=True)
+        href = r.headers["Link"].split(">")[0][1:]
+        path = href.split("://", 1)[1].split("/", 1)[1]
+        part = client.get(f"/{path}", headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.data[:2] in (b"II", b"MM")
+    finally:
+        app.extensions["sanchari.manager"].shutdown()

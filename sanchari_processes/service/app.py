@@ -155,9 +155,12 @@ def create_app(
             response = make_response(content, status)
             response.headers = headers
             return response
-        response = send_file(
-            found.path, mimetype=found.media_type, conditional=True, max_age=0, etag=True
-        )
+        try:
+            response = send_file(
+                found.path, mimetype=found.media_type, conditional=True, max_age=0, etag=True
+            )
+        except FileNotFoundError:  # removed since it was looked up (dismissed, expired)
+            return _exception_response(404, "NotFound", f"no output {output_id[:50]!r}")
         response.headers["Accept-Ranges"] = "bytes"
         response.headers["Content-Disposition"] = f'inline; filename="{found.path.name}"'
         return response

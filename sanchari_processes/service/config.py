@@ -176,7 +176,7 @@ class ManagerSettings:
         defaults = cls()
         remote = {k: block[k] for k in ("remote_allow", "remote_timeout_s") if k in block}
         return cls(
-            store_dir=Path(str(store)).expanduser(),
+            store_dir=Path(str(store)).expanduser().absolute(),
             callbacks=RemoteSettings.from_mapping(remote).policy,
             **{
                 key: _int(block, key, getattr(defaults, key))

@@ -519,7 +519,7 @@ class SanchariManager(BaseManager):
     def _files(self, job_id: str, record: dict | None = None) -> dict[str, ResultFile]:
         """A successful job's output files by output id."""
         record = record or self.store.get(job_id)
-        location = Path(record["location"])
+        location = Path(record["location"]).absolute()  # a relative jobs folder is the CWD's
         return {
             key: ResultFile(location.parent / entry["file"], entry["mediaType"])
             for key, entry in read_manifest(location).items()
