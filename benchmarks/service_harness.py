@@ -130,8 +130,10 @@ def wait_job(url: str, job_id: str, timeout: float = 600) -> dict:
 
 
 def submit(url: str, inputs: dict, prefer_async: bool = True) -> requests.Response:
+    """One execution asking for the roads only (without ``outputs`` every output is made)."""
     headers = {"Prefer": "respond-async"} if prefer_async else {}
-    return requests.post(f"{url}{EXECUTE}", json={"inputs": inputs}, headers=headers, timeout=300)
+    body = {"inputs": inputs, "outputs": {"roads": {}}}
+    return requests.post(f"{url}{EXECUTE}", json=body, headers=headers, timeout=300)
 
 
 @contextlib.contextmanager
