@@ -141,7 +141,7 @@ def test_many_async_jobs_all_finish(client: FlaskClient) -> None:
         lon, lat = utm_point(70 + 20 * i, 128)
         r = client.post(
             EXECUTE,
-            json={"inputs": {"latitude": lat, "longitude": lon, "window_size": 64}},
+            json={"inputs": {"latitude": lat, "longitude": lon, "window_size": 64}, **ROADS},
             headers=ASYNC,
         )
         assert r.status_code == 201, r.get_data(as_text=True)
