@@ -105,6 +105,7 @@ def test_answers(files: dict[str, ResultFile]) -> None:
         {"outputs": {"roads": {}, "mask": {"transmissionMode": "reference"}}}, POLICY
     )
     answer = results_answer(mixed, files, BASE, "j")
+    assert results_answer(mixed, files, BASE, "j") == answer  # the same bytes every time
     assert answer.headers["Content-Type"].startswith("multipart/related; boundary=")
     assert b"Content-ID: <roads>" in answer.body and b"FeatureCollection" in answer.body
     assert b'URL="http://server/jobs/j/results/mask"' in answer.body
