@@ -26,6 +26,9 @@ class InferenceConfig:
     stream_window: int = 2048
     #: Context read around each streamed window so its border pixels see full patches.
     stream_halo: int = 128
+    #: Road probability this close to no-data (alpha, nodata, masks) is dropped: the model's
+    #: view there is half filled in.
+    nodata_margin_m: float = 3.0
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -37,6 +40,8 @@ class InferenceConfig:
             raise ValueError(f"unknown TTA mode {self.tta!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"unknown device {self.device!r}")
+        if not self.nodata_margin_m >= 0:
+            raise ValueError("nodata_margin_m must be >= 0")
 
 
 @dataclass(frozen=True)

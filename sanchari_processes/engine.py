@@ -38,16 +38,25 @@ class Block:
     read: Window
 
 
-def plan_blocks(height: int, width: int, size: int, halo: int) -> list[Block]:
+#: A (rows, columns) pair: block sides, halos and scales may differ per axis.
+Pair = tuple[int, int]
+
+
+def plan_blocks(height: int, width: int, size: int | Pair, halo: int | Pair) -> list[Block]:
     """Cover a ``height × width`` raster with ``size`` blocks, each read with ``halo`` context."""
+    (size_r, size_c), (halo_r, halo_c) = _pair(size), _pair(halo)
     blocks = []
-    for row in range(0, height, size):
-        for col in range(0, width, size):
-            h, w = min(size, height - row), min(size, width - col)
-            r0, c0 = max(0, row - halo), max(0, col - halo)
-            r1, c1 = min(height, row + h + halo), min(width, col + w + halo)
+    for row in range(0, height, size_r):
+        for col in range(0, width, size_c):
+            h, w = min(size_r, height - row), min(size_c, width - col)
+            r0, c0 = max(0, row - halo_r), max(0, col - halo_c)
+            r1, c1 = min(height, row + h + halo_r), min(width, col + w + halo_c)
             blocks.append(Block(Window(col, row, w, h), Window(c0, r0, c1 - c0, r1 - r0)))
     return blocks
+
+
+def _pair(value: int | Pair) -> Pair:
+    return (value, value) if isinstance(value, int) else value
 
 
 def model_scale(source_gsd_m: float | None, model_gsd_m: float) -> float:
@@ -58,6 +67,20 @@ def model_scale(source_gsd_m: float | None, model_gsd_m: float) -> float:
     return 1.0 if abs(scale - 1.0) <= _GSD_TOLERANCE else scale
 
 
+def model_scales(
+    pixel_sizes_m: tuple[float, float] | None, model_gsd_m: float
+) -> tuple[float, float]:
+    """Model pixels per input pixel along (rows, columns): square ground pixels for the model.
+
+    An EPSG:4326 raster with equal degree steps has pixels 0.66 as wide as tall at 49° N; scaling
+    each axis on its own keeps roads at the shape and width the model was trained on.
+    """
+    if pixel_sizes_m is None:
+        return (1.0, 1.0)
+    x_m, y_m = pixel_sizes_m
+    return (model_scale(y_m, model_gsd_m), model_scale(x_m, model_gsd_m))
+
+
 def predict_probability(
     source: RasterSource,
     predictor: Predictor,
@@ -66,9 +89,12 @@ def predict_probability(
     progress: Progress | None = None,
 ) -> ProbabilityMap:
     """Road probability for the whole ``source`` on its own grid, streamed block by block."""
-    scale = model_scale(source.gsd_m, predictor.metadata.gsd_m)
-    size = max(16, round(config.stream_window / scale))
-    halo = math.ceil(config.stream_halo / scale)
+    scale = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
+    size = (
+        max(16, round(config.stream_window / scale[0])),
+        max(16, round(config.stream_window / scale[1])),
+    )
+    halo = (math.ceil(config.stream_halo / scale[0]), math.ceil(config.stream_halo / scale[1]))
     blocks = plan_blocks(source.height, source.width, size, halo)
     prob = ProbabilityMap.scratch(
         (source.height, source.width),
@@ -93,14 +119,14 @@ def _predict_block(
     source: RasterSource,
     predictor: Predictor,
     block: Block,
-    halo: int,
-    scale: float,
+    halo: Pair,
+    scale: tuple[float, float],
     progress: Callable[[int, int], None] | None,
 ) -> np.ndarray:
     """Predict one block: read with halo, pad the halo the raster lacks, predict, crop core."""
     read = block.read
     full_shape = (int(read.height), int(read.width))
-    model_shape = (max(1, round(read.height * scale)), max(1, round(read.width * scale)))
+    model_shape = (max(1, round(read.height * scale[0])), max(1, round(read.width * scale[1])))
     chip = source.read(read, model_shape)
     # Blocks on the raster's edge get their missing context by reflection, so every block
     # is predicted the same way and the sliding window needs no padding of its own.
@@ -111,7 +137,12 @@ def _predict_block(
     prob = prob[pad[0][0] : prob.shape[0] - pad[0][1], pad[1][0] : prob.shape[1] - pad[1][1]]
     if model_shape != full_shape:
         prob = resize(
-            prob, full_shape, order=1, mode="edge", anti_aliasing=scale > 1, preserve_range=True
+            prob,
+            full_shape,
+            order=1,
+            mode="edge",
+            anti_aliasing=max(scale) > 1,
+            preserve_range=True,
         ).astype(np.float32)
         prob[~source.read_valid(read)] = 0.0
     r0 = int(block.core.row_off - read.row_off)
@@ -120,22 +151,22 @@ def _predict_block(
 
 
 def _missing_halo(
-    block: Block, height: int, width: int, halo: int, scale: float
+    block: Block, height: int, width: int, halo: Pair, scale: tuple[float, float]
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Model pixels of halo to add by reflection on each side where the raster ends."""
     core, read = block.core, block.read
 
-    def side(have: float) -> int:
-        return max(0, round((halo - have) * scale))
+    def side(have: float, axis: int) -> int:
+        return max(0, round((halo[axis] - have) * scale[axis]))
 
     return (
         (
-            side(core.row_off - read.row_off),
-            side(read.row_off + read.height - core.row_off - core.height),
+            side(core.row_off - read.row_off, 0),
+            side(read.row_off + read.height - core.row_off - core.height, 0),
         ),
         (
-            side(core.col_off - read.col_off),
-            side(read.col_off + read.width - core.col_off - core.width),
+            side(core.col_off - read.col_off, 1),
+            side(read.col_off + read.width - core.col_off - core.width, 1),
         ),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +13,13 @@ from rasterio.enums import ColorInterp
 from shapely.geometry import box, shape
 
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
-from sanchari_processes.engine import extract_roads, model_scale, plan_blocks, predict_probability
+from sanchari_processes.engine import (
+    extract_roads,
+    model_scale,
+    model_scales,
+    plan_blocks,
+    predict_probability,
+)
 from sanchari_processes.inference import Predictor, load_checkpoint
 from sanchari_processes.sources import open_raster
 from tests.synthetic import road_image, write_geotiff
@@ -126,3 +134,134 @@ def test_tiny_model_end_to_end(tmp_path, tiny_checkpoint):
         roads = extract_roads(prob, VectorizeConfig())
     assert values.shape == (96, 128) and 0.0 <= values.min() <= values.max() <= 1.0
     assert roads["type"] == "FeatureCollection"
+
+
+def _warp(src_path: Path, dst_path: Path, crs: str) -> Path:
+    """``src_path`` reprojected to ``crs`` at the same ground resolution (nearest: no blur)."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(src_path) as src:
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds
+        )
+        profile = src.profile | {
+            "crs": crs,
+            "transform": transform,
+            "width": width,
+            "height": height,
+        }
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            for band in range(1, src.count + 1):
+                reproject(
+                    rasterio.band(src, band),
+                    rasterio.band(dst, band),
+                    dst_transform=transform,
+                    dst_crs=crs,
+                    resampling=Resampling.nearest,
+                )
+    return dst_path
+
+
+def _within(a: list, b: list, metres: float) -> float:
+    """Share of the length of lines ``a`` within ``metres`` of lines ``b`` (both in UTM)."""
+    from shapely.ops import unary_union
+
+    near = unary_union(b).buffer(metres)
+    total = sum(line.length for line in a)
+    return sum(line.intersection(near).length for line in a) / total if total else 1.0
+
+
+def test_same_scene_in_three_crss_gives_the_same_roads(tmp_path: Path) -> None:
+    """EPSG:3857 was measured in Mercator units (1.52× too coarse at 49° N), and this
+    EPSG:4326 scene's pixels are 0.2 m wide and 0.3 m tall: both now reach the model as square
+    pixels at its own resolution, so all three give the same centrelines."""
+    import json
+
+    from pyproj import Transformer
+    from shapely.ops import transform as reproject_geometry
+
+    from sanchari_processes.cli import main
+    from tests.test_vectorize_paris import SHARED, check
+
+    scene = SHARED / check.SCENE
+    if not scene.exists():
+        pytest.skip(f"Paris scene not found under {SHARED} (shared data is optional)")
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32631", always_xy=True).transform
+    lines = {}
+    for crs in ("EPSG:4326", "EPSG:32631", "EPSG:3857"):
+        path = scene if crs == "EPSG:4326" else _warp(scene, tmp_path / f"{crs[5:]}.tif", crs)
+        out = tmp_path / f"{crs[5:]}.geojson"
+        assert main(["predict", str(path), "-o", str(out), "--tta", "none"]) == 0
+        features = json.loads(out.read_text())["features"]
+        lines[crs] = [reproject_geometry(to_utm, shape(f["geometry"])) for f in features]
+    reference = lines["EPSG:4326"]
+    assert sum(line.length for line in reference) > 200.0
+    for crs in ("EPSG:32631", "EPSG:3857"):
+        assert _within(lines[crs], reference, 3.0) >= 0.95, crs
+        assert _within(reference, lines[crs], 3.0) >= 0.95, crs
+
+
+def test_model_scales_per_axis():
+    assert model_scales(None, 0.5) == (1.0, 1.0)
+    assert model_scales((0.2, 0.3), 0.5) == pytest.approx((0.6, 0.4))  # (rows, columns)
+    assert model_scales((0.502, 0.5), 0.5) == (1.0, 1.0)
+
+
+def test_anisotropic_pixels_reach_the_model_square(tmp_path):
+    # 0.25 m wide, 0.5 m tall pixels: the model (0.5 m) must see half as many columns.
+    data = road_image(100, 200)
+    path = write_geotiff(
+        tmp_path / "aniso.tif", data, transform=Affine(0.25, 0, 500000.0, 0, -0.5, 4649776.0)
+    )
+    model = PixelPredictor(gsd_m=0.5)
+    with open_raster(path) as src:
+        prob = predict_probability(src, model, InferenceConfig(), tmp_path)
+    assert prob.shape == (100, 200)
+    assert all(shape[1:] == (100 + 2 * 128, 100 + 2 * 128) for shape in model.shapes)
+
+
+def _rgba_half_transparent(tmp_path: Path, rgb: np.ndarray) -> tuple[Path, float]:
+    """``rgb`` as an RGBA GeoTIFF whose left half is transparent (and black); returns the path
+    and the x of the alpha edge in the raster's CRS."""
+    _, height, width = rgb.shape
+    rgb = rgb.copy()
+    rgb[:, :, : width // 2] = 0
+    alpha = np.full((1, height, width), 255, np.uint8)
+    alpha[0, :, : width // 2] = 0
+    interp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    path = write_geotiff(tmp_path / "half.tif", np.concatenate([rgb, alpha]), colorinterp=interp)
+    x_edge = (Affine(0.5, 0, 500000.0, 0, -0.5, 4649776.0) * (width // 2, 0))[0]
+    return path, x_edge
+
+
+def test_no_false_road_along_a_transparent_edge(tmp_path: Path) -> None:
+    """A real image (a CIL tile) with its left half transparent: no centreline may run along
+    the alpha edge (one did: a constant fill is a sharp step the model reads as a road edge)."""
+    import json
+
+    import cv2
+    from pyproj import Transformer
+    from shapely.geometry import LineString
+
+    from sanchari_processes.cli import main
+    from tests.test_vectorize_paris import SHARED
+
+    tile = SHARED / "data" / "roads" / "cil" / "images" / "satimage_2.jpg"
+    if not tile.exists():
+        pytest.skip(f"{tile} not found (shared data is optional)")
+    image = cv2.resize(cv2.imread(str(tile))[:, :, ::-1], (512, 512), cv2.INTER_AREA)
+    path, x_edge = _rgba_half_transparent(tmp_path, np.ascontiguousarray(image.transpose(2, 0, 1)))
+    out = tmp_path / "roads.geojson"
+    assert main(["predict", str(path), "-o", str(out), "--tta", "none", "--no-progress"]) == 0
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32633", always_xy=True).transform
+    along = 0.0
+    for feature in json.loads(out.read_text())["features"]:
+        xs, ys = to_utm(*np.asarray(feature["geometry"]["coordinates"]).T)
+        points = np.column_stack([xs, ys])
+        for a, b in itertools.pairwise(points):
+            dx, dy = np.abs(b - a)
+            # a piece within 8 m of the edge that runs along it (within ~30° of vertical)
+            if max(abs(a[0] - x_edge), abs(b[0] - x_edge)) < 8.0 and dy > 1.7 * dx:
+                along += LineString([a, b]).length
+    assert along < 10.0, f"{along:.1f} m of centreline along the alpha edge"

@@ -18,7 +18,8 @@ def test_utm_rgb_reads_window_with_georeferencing(tmp_path):
     path = write_geotiff(tmp_path / "utm.tif", data)
     with open_raster(path) as src:
         assert src.bands == (1, 2, 3)
-        assert src.gsd_m == pytest.approx(0.5)
+        # ground metres: UTM's scale factor on the central meridian is 0.9996
+        assert src.gsd_m == pytest.approx(0.5 / 0.9996, rel=1e-5)
         chip = src.read(Window(10, 20, 100, 50))
     assert chip.data.shape == (3, 50, 100)
     np.testing.assert_array_equal(chip.data, data[:, 20:70, 10:110].astype(np.float32))
@@ -32,7 +33,7 @@ def test_resampled_read_scales_transform(tmp_path):
         chip = src.read(Window(0, 0, 200, 200), out_shape=(100, 100))
     assert chip.data.shape == (3, 100, 100)
     assert chip.transform.a == pytest.approx(1.0)
-    assert chip.gsd_m() == pytest.approx(1.0)
+    assert chip.gsd_m() == pytest.approx(1.0 / 0.9996, rel=1e-5)
 
 
 def test_geographic_gsd_in_metres(tmp_path):

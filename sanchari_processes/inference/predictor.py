@@ -17,6 +17,7 @@ from tqdm import tqdm
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.checkpoint import LoadedModel, ModelMetadata, load_model_cached
+from sanchari_processes.inference.nodata import fill_smooth, shrink_valid
 from sanchari_processes.inference.sliding import sliding_window_predict
 from sanchari_processes.inference.tta import predict_with_tta
 
@@ -93,8 +94,9 @@ class Predictor:
         """Road probability ``(H, W)`` float32 in [0, 1] for a ``(C, H, W)`` raw-pixel image.
 
         Bands must be in ``metadata.bands`` order. Pixels where ``valid`` is False (or any band
-        is NaN/inf) are fed to the model as the band mean (0 after normalisation), so no-data
-        does not leak into neighbours, and get probability 0. ``margin`` is passed to
+        is NaN/inf) are fed to the model as their nearest valid pixel, so no edge appears where
+        the data ends, and get probability 0, as does everything within
+        ``nodata_margin_m`` of them. ``margin`` is passed to
         :func:`sliding_window_predict` (0 when the caller already padded the image with context).
         """
         bands = self.metadata.bands
@@ -111,7 +113,7 @@ class Predictor:
         x = normalise(image, self.metadata)
         finite = np.isfinite(x).all(axis=0)
         mask = finite if valid is None else valid & finite
-        x[:, ~mask] = 0.0
+        x = fill_smooth(x, mask)
 
         cfg = self._config
         with _tqdm_progress(cfg.progress and progress is None) as bar:
@@ -125,5 +127,5 @@ class Predictor:
                 margin=margin,
             )
         np.clip(prob, 0.0, 1.0, out=prob)
-        prob[~mask] = 0.0
+        prob[~shrink_valid(mask, cfg.nodata_margin_m / self.metadata.gsd_m)] = 0.0
         return prob

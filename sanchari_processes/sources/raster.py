@@ -22,7 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window
 
-from sanchari_processes.chip import GeoChip, pixel_size_m
+from sanchari_processes.chip import GeoChip, pixel_sizes_m
 from sanchari_processes.errors import InvalidInputError, SourceUnavailableError
 
 _RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
@@ -64,10 +64,17 @@ class RasterSource:
         if self.crs is None:
             # A plain image: pixel coordinates, identity transform (not GDAL's y-flip default).
             self.transform = Affine.identity()
-        measured = (
-            pixel_size_m(self.transform, self.crs, (self.height, self.width)) if self.crs else None
+        #: Ground metres per pixel along x and y (a user's ``gsd_m`` wins; None when unknown).
+        self.pixel_sizes_m: tuple[float, float] | None = (
+            (gsd_m, gsd_m)
+            if gsd_m is not None
+            else pixel_sizes_m(self.transform, self.crs, (self.height, self.width))
+            if self.crs
+            else None
         )
-        self.gsd_m: float | None = gsd_m if gsd_m is not None else measured
+        self.gsd_m: float | None = (
+            sum(self.pixel_sizes_m) / 2.0 if self.pixel_sizes_m is not None else None
+        )
         self.stretch = self._find_stretch()
 
     # -- context management -------------------------------------------------------------------
