@@ -197,7 +197,11 @@ def test_reflect_reader_matches_numpy_reflect_pad(length: int) -> None:
         return image[:, r, c]
 
     read = reflect_reader(inside, length, 7)
-    for rows, cols in [((-5, 3), (-2, 9)), ((0, length), (0, 7)), ((length - 2, length + 30), (4, 30))]:
+    for rows, cols in [
+        ((-5, 3), (-2, 9)),
+        ((0, length), (0, 7)),
+        ((length - 2, length + 30), (4, 30)),
+    ]:
         got = read(slice(*rows), slice(*cols))
         want = padded[:, rows[0] + 40 : rows[1] + 40, cols[0] + 40 : cols[1] + 40]
         np.testing.assert_array_equal(got, want)

@@ -17,6 +17,7 @@ import jsonschema
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, TTA_MODES
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.sources.gee import COLLECTIONS, MAX_SCALE_M, MIN_SCALE_M, NAIP, SENTINEL2
 
@@ -48,9 +49,9 @@ _IMAGE_REF = {
     "additionalProperties": False,
 }
 _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
-_TTA = {"type": "string", "enum": ["none", "flip4", "d4"], "default": "flip4"}
+_TTA = {"type": "string", "enum": list(TTA_MODES), "default": DEFAULT_TTA}
 _WINDOW = {"type": "integer", "minimum": 64, "default": 1024}
-_SIMPLIFY = {"type": "number", "minimum": 0, "maximum": 100, "default": 1.0}
+_SIMPLIFY = {"type": "number", "minimum": 0, "maximum": 100, "default": DEFAULT_SIMPLIFY_M}
 
 
 _OPTIONAL = {"minOccurs": 0, "maxOccurs": 1}
@@ -178,7 +179,7 @@ class RoadRequest:
     threshold: float | None = None
     tta: str | None = None
     window_size: int | None = None
-    simplify_m: float = 1.0
+    simplify_m: float = DEFAULT_SIMPLIFY_M
 
     @property
     def source_kind(self) -> str:
@@ -242,7 +243,7 @@ def parse_inputs(inputs: Any) -> RoadRequest:
         threshold=inputs.get("threshold"),
         tta=inputs.get("tta"),
         window_size=int(inputs["window_size"]) if "window_size" in inputs else None,
-        simplify_m=float(inputs.get("simplify_m", 1.0)),
+        simplify_m=float(inputs.get("simplify_m", DEFAULT_SIMPLIFY_M)),
     )
 
 
@@ -317,7 +318,7 @@ class GeeRoadRequest:
     threshold: float | None = None
     tta: str | None = None
     window_size: int | None = None
-    simplify_m: float = 1.0
+    simplify_m: float = DEFAULT_SIMPLIFY_M
 
     def to_dict(self) -> dict[str, Any]:
         """The inputs as given (``None`` dropped), for provenance and the job record."""
@@ -347,7 +348,7 @@ def parse_gee_inputs(inputs: Any) -> GeeRoadRequest:
         threshold=inputs.get("threshold"),
         tta=inputs.get("tta"),
         window_size=int(inputs["window_size"]) if "window_size" in inputs else None,
-        simplify_m=float(inputs.get("simplify_m", 1.0)),
+        simplify_m=float(inputs.get("simplify_m", DEFAULT_SIMPLIFY_M)),
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sanchari_processes.build import build_engine
 from sanchari_processes.service.config import EngineSettings
 from sanchari_processes.service.inputs import GeeRoadRequest, RoadRequest
 from sanchari_processes.sources.catalogue import WindowPlan, materialise
@@ -54,9 +55,7 @@ def run_road_job(
 
     ``gee_client`` replaces the Earth Engine connection (tests pass a fake).
     """
-    from sanchari_processes.config import VectorizeConfig
     from sanchari_processes.engine import run_source
-    from sanchari_processes.inference import Predictor, load_model_cached
     from sanchari_processes.output import write_json_atomic
     from sanchari_processes.sources import open_raster
 
@@ -65,20 +64,12 @@ def run_road_job(
     try:
         raster, name, extra = _imagery(job, workdir, gee_client, lambda f: progress(_READ * f))
         progress(_READ)
-        loaded = load_model_cached(job.engine.weights, job.engine.device)
-        icfg = job.engine.inference
-        if job.request.tta:
-            icfg = replace(icfg, tta=job.request.tta)  # type: ignore[arg-type]
-        predictor = Predictor(loaded, icfg)
-        meta = predictor.metadata
-        threshold = meta.threshold if job.request.threshold is None else job.request.threshold
-        vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.request.simplify_m)
-        with open_raster(raster, len(meta.bands)) as source:
+        engine = build_engine(job.engine.options(job.request))
+        with open_raster(raster, len(engine.metadata.bands)) as source:
             collection = run_source(
                 source,
-                predictor,
-                icfg,
-                vcfg,
+                engine.predictor,
+                engine.vectorize,
                 workdir,
                 model_progress=lambda f: progress(_READ + _MODEL * f),
                 vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f),
