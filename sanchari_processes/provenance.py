@@ -35,6 +35,8 @@ def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
             "tta": icfg.tta,
             "patch_size": icfg.patch_size,
             "stride": icfg.stride,
+            "edge_margin": icfg.edge_margin,
+            "batch_size": icfg.batch_size,
             "backend": predictor.runner.name,
             "device": predictor.runner.device,
             "int8": icfg.int8,
