@@ -256,7 +256,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA)
     parser.add_argument("--patch", type=positive_int, default=_DEFAULTS.patch_size)
     parser.add_argument(
-        "--stride", type=positive_int, help=f"patch step (default {_DEFAULTS.stride})"
+        "--stride", type=positive_int, help="patch step (default: 3/4 of the patch)"
     )
     parser.add_argument(
         "--edge-margin",
@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             config = InferenceConfig(
                 patch_size=args.patch,
-                stride=args.stride or min(args.patch, _DEFAULTS.stride),
+                stride=args.stride,
                 batch_size=args.batch_size,
                 tta=args.tta,
                 device=args.device,
