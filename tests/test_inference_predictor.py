@@ -45,7 +45,7 @@ def test_output_shape_dtype_and_range(predictor: Predictor, size: tuple[int, int
 
 
 def test_single_patch_equals_direct_model(loaded: LoadedModel) -> None:
-    config = InferenceConfig(patch_size=64, stride=64, tta="none", device="cpu")
+    config = InferenceConfig(patch_size=64, stride=64, tta="none", device="cpu", edge_margin=0)
     image = _image(64, 64, seed=2)
     x = torch.from_numpy(normalise(image, loaded.metadata))[None]
     with torch.inference_mode():
@@ -110,7 +110,7 @@ def test_tta_modes_run(loaded: LoadedModel, inference_config: InferenceConfig, t
 def test_progress_and_metadata(predictor: Predictor, loaded: LoadedModel) -> None:
     calls: list[tuple[int, int]] = []
     predictor.predict(_image(64, 64), progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (1, 1)  # 64 px at 64/32 with no reflected margin: one patch
+    assert calls[-1] == (4, 4)  # 64 px at 64/32 with a 16 px reflected margin: 2 x 2 patches
     assert predictor.metadata is loaded.metadata
     assert predictor.metadata.threshold == 0.45
 

@@ -259,10 +259,7 @@ def _parser() -> ArgumentParser:
         "--stride", type=positive_int, help="patch step (default: 3/4 of the patch)"
     )
     parser.add_argument(
-        "--edge-margin",
-        type=int,
-        default=_DEFAULTS.edge_margin,
-        help="reflected context at image edges, px",
+        "--edge-margin", type=int, help="reflected context at image edges, px (a quarter patch)"
     )
     parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
     parser.add_argument("--device", default="auto", choices=DEVICES)
