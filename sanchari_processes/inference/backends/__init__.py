@@ -23,7 +23,8 @@ from sanchari_processes.errors import InvalidInputError
 #: ``benchmarks/bench_vs_seed.py`` (OpenVINO < ONNX Runtime < torch channels-last), each within
 #: the held-out IoU bar of the torch float32 path (see the model card's Speed section).
 CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
-#: The Python module each backend needs (installed with ``pip install sanchari-processes[fast]``).
+#: The Python module each backend needs (all are dependencies; an install without the CPU
+#: runtimes falls back to torch).
 _MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -93,8 +94,8 @@ def resolve_backend(backend: str, device: str, *, int8: bool = False) -> str:
         return choices[0]
     if not installed(backend):
         raise InvalidInputError(
-            f"backend {backend!r} is not installed: pip install {_MODULES[backend]} "
-            "(or 'sanchari-processes[fast]'), or use --backend auto"
+            f"backend {backend!r} is not installed: pip install {_MODULES[backend]}, "
+            "or use --backend auto"
         )
     if device == "cuda" and backend != "torch":
         raise InvalidInputError(f"backend {backend!r} runs on the CPU; use --device cpu")
