@@ -109,18 +109,17 @@ def _open_runner(spec: RunnerSpec, *, fallback: bool) -> Runner:
     """The cached runner; an ``auto`` choice whose runtime cannot start falls back to torch."""
     from sanchari_processes.inference import backends
 
-    weights = spec.weights
-    stat = weights.stat()
     try:
-        return _runner_cached(spec, (stat.st_mtime_ns, stat.st_size))
+        return _runner_cached(spec, stat_key(spec.weights))
     except (ImportError, OSError, RuntimeError) as exc:
         if not fallback or spec.backend == "torch" or not backends.installed("torch"):
             raise
         LOGGER.warning("%s could not start (%s); using torch", spec.backend, exc)
-        return _runner_cached(replace(spec, backend="torch", int8=False), stat_key(weights))
+        return _runner_cached(replace(spec, backend="torch", int8=False), stat_key(spec.weights))
 
 
 def stat_key(path: Path) -> tuple[int, int]:
+    """``(mtime_ns, size)``: a replaced checkpoint gets a new runner."""
     stat = path.stat()
     return (stat.st_mtime_ns, stat.st_size)
 

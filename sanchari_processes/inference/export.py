@@ -243,6 +243,7 @@ def _store(folder: Path, sha: str, name: str, write: Callable[[Path], None], exp
     try:
         write(tmp)
         digest = file_sha256(tmp)
+        tmp.chmod(0o644)  # mkstemp makes it private; the cache may serve several users
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -254,6 +255,7 @@ def _store(folder: Path, sha: str, name: str, write: Callable[[Path], None], exp
     fd, tmp_record = tempfile.mkstemp(dir=folder, prefix=f".{RECORD_NAME}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    Path(tmp_record).chmod(0o644)
     os.replace(tmp_record, folder / RECORD_NAME)
     return target
 
