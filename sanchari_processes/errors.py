@@ -88,6 +88,20 @@ class JobNotFoundError(SanchariError):
     http_status = 404
 
 
+class SyncTimeoutError(SanchariError):
+    """A synchronous execution ran past the service's limit; it was stopped (use async)."""
+
+    ogc_code = "SyncTimeout"
+    http_status = 504
+
+
+class SettingsError(SanchariError, ValueError):
+    """A setting (environment variable or ``pygeoapi-config.yml`` value) is invalid.
+
+    Raised while the service or a command starts; the CLI prints it as one ``error:`` line.
+    """
+
+
 class InternalError(SanchariError):
     """Our own bug: the message shown to callers is generic, the details go to the log."""
 

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from shapely.geometry import box, shape
 
 from sanchari_processes.service.app import create_app
+from sanchari_processes.service.store import StoreBusyError
 from tests.service_fixtures import (
     crashing_runner,
     geo_point,
@@ -305,17 +306,23 @@ def test_queue_full_is_503_and_delete_stops_running_job(
         app.extensions["sanchari.manager"].shutdown()
 
 
-def test_restart_keeps_finished_jobs_and_fails_interrupted_ones(
+def test_restart_keeps_finished_requeues_queued_and_fails_running(
     tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path
 ) -> None:
     config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    jobs_dir = tmp_path / "jobs" / "jobs"
     app = create_app(config, runner=slow_runner)
     client = app.test_client()
     body = {"inputs": {"image": "utm.tif"}}
     done = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
     assert wait_for_job(client, done)["status"] == "successful"
     cut = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
+    queued = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
     wait_for_job(client, cut, until=("running",))
+    assert client.get(f"/jobs/{queued}").get_json()["status"] == "accepted"
+    assert "started" not in client.get(f"/jobs/{queued}").get_json()
+    (jobs_dir / cut / "work").mkdir(parents=True, exist_ok=True)
+    (jobs_dir / "orphan" / "work").mkdir(parents=True)
     app.extensions["sanchari.manager"].shutdown()
 
     app = create_app(config, runner=slow_runner)
@@ -325,11 +332,33 @@ def test_restart_keeps_finished_jobs_and_fails_interrupted_ones(
         assert client.get(f"/jobs/{done}/results").get_json()["type"] == "FeatureCollection"
         interrupted = client.get(f"/jobs/{cut}").get_json()
         assert interrupted["status"] == "failed"
-        assert "restarted" in interrupted["message"]
-        assert client.get(f"/jobs/{cut}/results").status_code == 500
+        assert "interrupted by a restart" in interrupted["message"]
+        result = client.get(f"/jobs/{cut}/results")
+        assert result.status_code == 410 and result.get_json()["code"] == "JobInterrupted"
+        assert not (jobs_dir / cut).exists() and not (jobs_dir / "orphan").exists()
+        again = wait_for_job(client, queued)
+        assert again["status"] == "successful" and again["started"] >= again["created"]
     finally:
         app.extensions["sanchari.manager"].shutdown()
         shutil.rmtree(tmp_path / "jobs", ignore_errors=True)
+
+
+def test_second_server_on_the_same_folder_changes_nothing(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path
+) -> None:
+    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    app = create_app(config, runner=slow_runner)
+    try:
+        client = app.test_client()
+        running = client.post(EXECUTE, json={"inputs": {"image": "utm.tif"}}, headers=ASYNC)
+        job_id = running.get_json()["jobID"]
+        wait_for_job(client, job_id, until=("running",))
+        with pytest.raises(StoreBusyError, match="another sanchari server"):
+            create_app(config, runner=slow_runner)
+        assert wait_for_job(client, job_id)["status"] == "successful"
+        assert client.get(f"/jobs/{job_id}/results").status_code == 200
+    finally:
+        app.extensions["sanchari.manager"].shutdown()
 
 
 def test_image_by_reference_over_http(client: FlaskClient, cog_server: str) -> None:

@@ -104,7 +104,9 @@ def test_optimize_threshold_records_best(
 ) -> None:
     src = write_road_folder(tmp_path / "roads", n=4, size=64)
     preprocess.preprocess(
-        [(src, 0.5)], tmp_path / "prep", preprocess.PreprocessConfig(tile_size=64, val_fraction=0.5)
+        [preprocess.Source(src, 0.5)],
+        tmp_path / "prep",
+        preprocess.PreprocessConfig(tile_size=64, val_fraction=0.5),
     )
     ckpt = make_tiny_checkpoint(tmp_path / "m.safetensors")
     args = [
@@ -181,3 +183,43 @@ def test_bad_input_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().err.startswith("error: argument --crop")
     assert run_main(train.main, ["--manifest", "missing.json", "-o", "o"]) == 1
     assert "manifest not found" in capsys.readouterr().err
+
+
+def test_images_are_scored_at_the_model_gsd(tmp_path: Path, make_tiny_checkpoint: Callable) -> None:
+    """A 1 m image for a 0.5 m model is enlarged for the model and scored on its own grid."""
+    from sanchari_processes.config import InferenceConfig
+    from sanchari_processes.inference import Predictor
+    from training.evaluate import predict_at_model_gsd
+
+    ckpt = make_tiny_checkpoint(tmp_path / "m.safetensors", gsd_m=0.5)
+    predictor = Predictor.from_checkpoint(
+        ckpt, InferenceConfig(patch_size=64, stride=32, tta="none", device="cpu")
+    )
+    seen: list[tuple[int, ...]] = []
+    original = predictor.predict
+
+    def spy(image, valid=None, **kw):
+        seen.append(image.shape)
+        return original(image, valid, **kw)
+
+    predictor.predict = spy  # type: ignore[method-assign]
+    image = np.zeros((40, 60, 3), np.uint8)
+    valid = np.ones((40, 60), bool)
+    valid[:, :5] = False
+    prob = predict_at_model_gsd(predictor, image, valid, 1.0)
+    assert seen == [(3, 80, 120)] and prob.shape == (40, 60)
+    assert (prob[:, :5] == 0).all()
+    predict_at_model_gsd(predictor, image, None, 0.505)  # within 2 %: not resampled
+    assert seen[-1] == (3, 40, 60)
+
+
+def test_pred_without_gsd_reports_pixel_metrics_and_skips_apls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_road_folder(tmp_path / "roads", n=2, size=64)
+    args = ["--pred", str(src / "masks"), "--truth", str(src / "masks")]
+    assert run_main(evaluate.main, args) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["iou"] == 1.0 and "apls" not in report
+    assert "APLS skipped" in captured.err

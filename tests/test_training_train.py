@@ -8,21 +8,23 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import load_checkpoint, read_metadata
 from tests.training_fixtures import write_road_folder
-from training.config import Phase, TrainConfig, phase2, phase3
+from training.config import Augment, Phase, TrainConfig, phase2, phase3
+from training.io import write_rgb
 from training.loop import cosine_lr, train
-from training.preprocess import PreprocessConfig, preprocess
+from training.preprocess import PreprocessConfig, Source, preprocess
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("train_data")
     src = write_road_folder(root / "roads", n=5, size=64, valid=True)
-    preprocess([(src, 0.5)], root / "prep", PreprocessConfig(tile_size=64, val_fraction=0.2))
+    preprocess([Source(src, 0.5)], root / "prep", PreprocessConfig(tile_size=64, val_fraction=0.2))
     return root / "prep" / "manifest.json"
 
 
@@ -150,3 +152,35 @@ def test_cosine_schedule() -> None:
     assert cosine_lr(1.0, 0, 10) == 1.0
     assert abs(cosine_lr(1.0, 5, 10) - 0.5) < 1e-12
     assert cosine_lr(1.0, 10, 10) == 0.0
+
+
+def test_domain_robust_options_train_and_are_recorded(
+    manifest: Path, tiny_init: Path, tmp_path: Path
+) -> None:
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    write_rgb(styles / "target.png", np.full((32, 32, 3), (150, 110, 70), np.uint8))
+    options = Augment(photometric=True, scale=(0.7, 1.4), style="fda", style_p=0.5)
+    config = _config(
+        manifest,
+        tmp_path / "run",
+        tiny_init,
+        augment=True,
+        augment_options=options,
+        style_dir=styles,
+        source_balance=1.0,
+        epoch_tiles=6,
+        phases=(Phase("main", lr=1e-2, epochs=2),),
+    )
+    meta = read_metadata(train(config))
+    recipe = meta.metrics["training"]["recipe"]
+    assert recipe["augment_options"] == {
+        "photometric": True,
+        "scale": [0.7, 1.4],
+        "style": "fda",
+        "style_p": 0.5,
+    }
+    assert recipe["style_dir"] == str(styles) and recipe["source_balance"] == 1.0
+    # 6 samples per epoch in batches of 2, accumulating 2: 2 optimizer steps per epoch
+    rows = [r for r in _log(tmp_path / "run") if r["epoch_complete"] == "True"]
+    assert [r["step"] for r in rows] == ["2", "4"]

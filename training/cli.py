@@ -41,6 +41,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def scale_range(text: str) -> tuple[float, float]:
+    """argparse type: ``"0.7,1.4"`` -> (0.7, 1.4), a zoom range with 0 < min <= max."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX such as 0.7,1.4, got {text}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 < MIN <= MAX, got {text}")
+    return (low, high)
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Call ``main`` and turn expected failures into one stderr line and an exit status."""
     try:

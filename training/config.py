@@ -9,6 +9,33 @@ from typing import Any, Literal
 from sanchari_processes.errors import InvalidInputError
 
 LossName = Literal["combo", "lovasz"]
+StyleMode = Literal["fda", "histogram"]
+STYLE_MODES: tuple[StyleMode, ...] = ("fda", "histogram")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which augmentations a training run adds to the V4 ones (all off = the V4 recipe)."""
+
+    #: Wide photometric changes, for other sensors, regions and seasons.
+    photometric: bool = False
+    #: Random zoom (min, max) before cropping, e.g. (0.7, 1.4): other resolutions, GSD errors.
+    scale: tuple[float, float] | None = None
+    #: Style transfer toward the run's ``style_dir`` images (unlabelled target domain), with
+    #: probability ``style_p``: Fourier domain adaptation (low-frequency amplitude swap) or
+    #: histogram matching.
+    style: StyleMode = "fda"
+    style_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.scale is not None and not 0 < self.scale[0] <= self.scale[1]:
+            raise InvalidInputError(f"scale range must be 0 < min <= max, got {self.scale}")
+        if self.style not in STYLE_MODES:
+            raise InvalidInputError(f"unknown style transfer {self.style!r}")
+        if not 0.0 <= self.style_p <= 1.0:
+            raise InvalidInputError("style probability must be within 0..1")
+
+
 Schedule = Literal["cosine", "constant"]
 
 
@@ -68,6 +95,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     crop: int = 512
     augment: bool = True
+    #: The domain-robust augmentations on top of the V4 ones (all off by default: V4).
+    augment_options: Augment = field(default_factory=Augment)
+    #: Unlabelled target-domain images that style transfer draws from (None: no style transfer).
+    style_dir: Path | None = None
+    #: How evenly data sources are sampled: 0 = by tile count, 1 = equal shares (see
+    #: :func:`training.dataset.source_weights`).
+    source_balance: float = 0.0
+    #: Training samples per epoch (None: one per training tile); epochs pace validation.
+    epoch_tiles: int | None = None
     #: Stop after this many optimizer steps in total (across resumes); None = run all phases.
     max_steps: int | None = None
     #: Also write ``last`` + state every this many optimizer steps (0 = only at epoch ends).
@@ -97,11 +133,15 @@ class TrainConfig:
             raise InvalidInputError("num workers and save-every must be >= 0")
         if not 0 < self.val_threshold < 1:
             raise InvalidInputError("validation threshold must be within (0, 1)")
+        if not 0.0 <= self.source_balance <= 1.0:
+            raise InvalidInputError("source balance must be within 0..1")
+        if self.epoch_tiles is not None and self.epoch_tiles < 1:
+            raise InvalidInputError("epoch tiles must be >= 1")
 
     def recipe(self) -> dict[str, Any]:
         """The JSON-ready recipe recorded in checkpoint metadata and the run state."""
         data = asdict(self)
-        for key in ("manifest", "out_dir", "init_weights"):
+        for key in ("manifest", "out_dir", "init_weights", "style_dir"):
             data[key] = str(data[key]) if data[key] is not None else None
         data["phases"] = [asdict(p) for p in self.phases]
         data["effective_batch"] = self.batch_size * self.accumulate

@@ -8,6 +8,7 @@ from outside the tile, so losses and metrics can ignore exactly those pixels.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from sanchari_processes.errors import InvalidInputError
-from training.io import read_binary, read_rgb
+from training.config import Augment
+from training.io import IMAGE_SUFFIXES, read_binary, read_rgb
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,58 @@ def manifest_tiles(path: Path, split: str) -> list[Tile]:
     ]
 
 
-def train_augmentations(crop: int) -> A.Compose:
-    """The V4 augmentations: flips, rotate-90, grid/elastic distortion, colour jitter.
+#: Key under which a sample passes the style bank to the style-transfer transforms.
+STYLE_KEY = "style_images"
+
+
+def photometric_augmentations() -> list[A.BasicTransform]:
+    """Colour, tone, colour temperature, blur, noise and JPEG loss seen from other sensors and
+    regions (the V4 recipe's mild colour jitter left the model blind outside US cities)."""
+    return [
+        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=40, val_shift_limit=25, p=0.6),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.4),
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.3, p=0.6),
+        A.PlanckianJitter(mode="blackbody", temperature_limit=(3500, 15000), p=0.3),
+        A.OneOf(
+            [A.GaussianBlur(sigma_limit=(0.3, 1.5)), A.Defocus(radius=(1, 3))],
+            p=0.25,
+        ),
+        A.GaussNoise(std_range=(0.01, 0.06), p=0.25),
+        A.ImageCompression(quality_range=(35, 95), p=0.3),
+    ]
+
+
+def style_transfer(augment: Augment) -> A.BasicTransform:
+    """FDA or histogram matching against a random image of the sample's style bank."""
+    if augment.style == "fda":
+        return A.FDA(beta_limit=(0.005, 0.05), metadata_key=STYLE_KEY, p=augment.style_p)
+    return A.HistogramMatching(blend_ratio=(0.5, 1.0), metadata_key=STYLE_KEY, p=augment.style_p)
+
+
+def train_augmentations(
+    crop: int, augment: Augment | None = None, with_style: bool = False
+) -> A.Compose:
+    """The V4 augmentations (flips, rotate-90, grid/elastic distortion, colour jitter), plus
+    the domain-robust ones ``augment`` turns on.
 
     Padding and distortions fill with 0 in the image and in both masks, so pixels that did
     not come from the tile are marked invalid and ignored.
     """
+    augment = augment or Augment()
     constant = cv2.BORDER_CONSTANT
+    scale: list[A.BasicTransform] = []
+    if augment.scale is not None:
+        low, high = augment.scale
+        scale = [A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0)]
+    colour: list[A.BasicTransform] = (
+        photometric_augmentations()
+        if augment.photometric
+        else [A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, p=0.5)]
+    )
+    style = [style_transfer(augment)] if with_style else []
     return A.Compose(
         [
+            *scale,
             A.PadIfNeeded(crop, crop, border_mode=constant, fill=0, fill_mask=0),
             A.RandomCrop(crop, crop),
             A.HorizontalFlip(p=0.5),
@@ -98,9 +143,30 @@ def train_augmentations(crop: int) -> A.Compose:
                 ],
                 p=0.3,
             ),
-            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, p=0.5),
+            *style,
+            *colour,
         ]
     )
+
+
+def load_style_images(folder: Path, limit: int = 256, side: int = 512) -> list[np.ndarray]:
+    """The RGB images of ``folder`` (sorted; at most ``limit``) as a style bank, shrunk to at
+    most ``side`` px (style transfer resizes a whole reference to the crop: only its colour
+    and low frequencies count, and small references keep each sample cheap)."""
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder}: style folder not found")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise InvalidInputError(f"{folder}: no images for style transfer")
+    bank = []
+    for path in paths:
+        image = read_rgb(path)
+        factor = side / max(image.shape[:2])
+        if factor < 1:
+            size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        bank.append(image)
+    return bank
 
 
 def eval_transform(size: int) -> A.Compose:
@@ -123,11 +189,18 @@ def eval_transform(size: int) -> A.Compose:
 class RoadTiles(Dataset):
     """``(image, mask, valid)`` tensors: ``(3, S, S)`` normalised float, ``(1, S, S)`` 0/1."""
 
-    def __init__(self, tiles: Sequence[Tile], transform: A.Compose, norm: Normalisation) -> None:
+    def __init__(
+        self,
+        tiles: Sequence[Tile],
+        transform: A.Compose,
+        norm: Normalisation,
+        styles: Sequence[np.ndarray] = (),
+    ) -> None:
         if not tiles:
             raise InvalidInputError("no tiles to load (empty split?)")
         self.tiles = list(tiles)
         self.transform = transform
+        self.styles = list(styles)
         self.mean = np.asarray(norm.mean, np.float32) * norm.scale
         self.std = np.asarray(norm.std, np.float32) * norm.scale
 
@@ -144,7 +217,10 @@ class RoadTiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image, mask, valid = self.load(index)
-        out = self.transform(image=image, masks=[mask.astype(np.uint8), valid.astype(np.uint8)])
+        extra = {STYLE_KEY: self.styles} if self.styles else {}
+        out = self.transform(
+            image=image, masks=[mask.astype(np.uint8), valid.astype(np.uint8)], **extra
+        )
         x = (out["image"].astype(np.float32) - self.mean) / self.std
         m, v = out["masks"]
         v = v.astype(bool)
@@ -157,28 +233,59 @@ class RoadTiles(Dataset):
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded permutation per ``(seed, epoch)``, optionally starting part-way through.
+    """A seeded order per ``(seed, epoch)``, optionally starting part-way through.
 
-    Deterministic order is what makes ``--resume`` continue mid-epoch without repeating or
-    skipping samples.
+    Without ``weights`` or ``size`` an epoch is a permutation of ``indices``; with them it is
+    ``size`` draws (with replacement) weighted by ``weights``, so small sources are not drowned
+    by large ones. Either way the order is deterministic, which is what makes ``--resume``
+    continue mid-epoch without repeating or skipping samples.
     """
 
-    def __init__(self, indices: Sequence[int], seed: int, epoch: int, start: int = 0) -> None:
+    def __init__(
+        self,
+        indices: Sequence[int],
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        *,
+        weights: np.ndarray | None = None,
+        size: int | None = None,
+    ) -> None:
         self.indices = list(indices)
         self.seed = seed
         self.epoch = epoch
         self.start = start
+        self.weights = weights
+        self.size = size
 
     def order(self) -> list[int]:
         """The whole epoch's order (pure in ``seed``/``epoch``)."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        return [self.indices[i] for i in rng.permutation(len(self.indices))]
+        if self.weights is None and self.size is None:
+            picks = rng.permutation(len(self.indices))
+        else:
+            size = self.size or len(self.indices)
+            picks = rng.choice(len(self.indices), size=size, replace=True, p=self.weights)
+        return [self.indices[i] for i in picks]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start :])
 
     def __len__(self) -> int:
-        return max(0, len(self.indices) - self.start)
+        return max(0, (self.size or len(self.indices)) - self.start)
+
+
+def source_weights(sources: Sequence[str], balance: float) -> np.ndarray:
+    """Per-tile sampling probabilities giving source ``s`` a share ∝ ``n_s ** (1 - balance)``.
+
+    ``balance`` 0 samples tiles uniformly (a 1500² Massachusetts image outweighs a 400² CIL one
+    by its tile count), 1 gives every source the same share, 0.5 sits between (∝ √n).
+    """
+    if not 0.0 <= balance <= 1.0:
+        raise InvalidInputError(f"source balance must be within 0..1, got {balance}")
+    counts = Counter(sources)
+    weights = np.array([counts[s] ** (1.0 - balance) / counts[s] for s in sources], np.float64)
+    return weights / weights.sum()
 
 
 def worker_init(_: int) -> None:

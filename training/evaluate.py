@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 from affine import Affine
 
@@ -179,8 +180,13 @@ def evaluate(
     apls_scores: list[float] = []
     rows: list[dict[str, Any]] = []
     by_source: dict[str, list[tuple[metrics.Counts, float | None]]] = defaultdict(list)
+    road_hist = np.zeros(metrics.HIST_BINS, np.int64)
+    background_hist = np.zeros(metrics.HIST_BINS, np.int64)
     for sample, prob, truth, valid in predictions:
         pred = prob >= threshold
+        r, b = metrics.probability_histograms(prob, truth, valid)
+        road_hist += r
+        background_hist += b
         counts = metrics.count(pred, truth, valid, rho)
         total = total + counts
         row: dict[str, Any] = {"name": sample.name, "iou": metrics.iou(counts)}
@@ -200,10 +206,14 @@ def evaluate(
             save_pred.mkdir(parents=True, exist_ok=True)
             write_binary(save_pred / f"{Path(sample.name).name}.png", pred)
         rows.append(row)
+    best, best_iou, _ = metrics.best_threshold(road_hist, background_hist)
     report: dict[str, Any] = {
         "images": len(rows),
         "threshold": threshold,
         **metrics.summary(total, rho),
+        # what another threshold would give on this set (judges a model apart from calibration)
+        "iou_best": best_iou,
+        "threshold_best": best,
     }
     if with_apls:
         report["apls"] = float(np.mean(apls_scores)) if apls_scores else math.nan
@@ -218,8 +228,36 @@ def evaluate(
     return _json_float(report)
 
 
-def predict_samples(samples: Sequence[Sample], predictor: Any) -> Iterator[Prediction]:
-    """Each sample's prediction: its mask file, or the model run on its image."""
+def predict_at_model_gsd(
+    predictor: Any, image: np.ndarray, valid: np.ndarray | None, gsd_m: float | None
+) -> np.ndarray:
+    """Probability on the image's own grid, the model run at its training resolution.
+
+    As the engine does: an image at ``gsd_m`` is resampled to the model's GSD (area when
+    shrinking, bilinear when enlarging; ``valid`` nearest) and the probability mapped back.
+    """
+    scale = 1.0 if gsd_m is None else gsd_m / predictor.metadata.gsd_m
+    height, width = image.shape[:2]
+    if abs(scale - 1.0) > 0.02:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        smooth = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        model_image = cv2.resize(image, size, interpolation=smooth)
+        model_valid = (
+            cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            if valid is not None
+            else None
+        )
+        prob = predictor.predict(np.ascontiguousarray(model_image.transpose(2, 0, 1)), model_valid)
+        prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+        return prob if valid is None else np.where(valid, prob, 0.0).astype(np.float32)
+    return predictor.predict(np.ascontiguousarray(image.transpose(2, 0, 1)), valid)
+
+
+def predict_samples(
+    samples: Sequence[Sample], predictor: Any, gsd_m: float | None = None
+) -> Iterator[Prediction]:
+    """Each sample's prediction: its mask file, or the model run on its image (at the model's
+    GSD; an image's own GSD is its sample's, else ``gsd_m``)."""
     for s in samples:
         truth = read_binary(s.truth)
         valid = read_binary(s.valid) if s.valid else None
@@ -227,7 +265,7 @@ def predict_samples(samples: Sequence[Sample], predictor: Any) -> Iterator[Predi
             prob = read_binary(s.pred).astype(np.float32)
         else:
             image = read_rgb(s.image)  # type: ignore[arg-type]
-            prob = predictor.predict(np.ascontiguousarray(image.transpose(2, 0, 1)), valid)
+            prob = predict_at_model_gsd(predictor, image, valid, s.gsd_m or gsd_m)
         if prob.shape != truth.shape or (valid is not None and valid.shape != truth.shape):
             raise InvalidInputError(f"{s.name}: prediction, truth and valid sizes differ")
         yield Prediction(s, prob, truth, valid)
@@ -251,7 +289,12 @@ def _parser() -> ArgumentParser:
         "--threshold", type=float, help="probability threshold (default: the checkpoint's)"
     )
     parser.add_argument("--rho", type=positive_float, default=3.0, help="relaxed F1 tolerance px")
-    parser.add_argument("--gsd", type=positive_float, help="metres per pixel, for APLS")
+    parser.add_argument(
+        "--gsd",
+        type=positive_float,
+        help="metres per pixel of the images/masks: images are resampled to the model's GSD "
+        "(default: the model's), and APLS needs it (manifests carry their own)",
+    )
     parser.add_argument("--no-apls", action="store_true", help="skip APLS (faster)")
     parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA)
     parser.add_argument("--patch", type=positive_int, default=_DEFAULTS.patch_size)
@@ -286,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InvalidInputError("--pred needs --truth")
         samples = folder_samples(args.truth, args.valid, pred=args.pred)
         threshold = 0.5 if threshold is None else threshold
+        if args.gsd is None and not args.no_apls:
+            # pixel metrics need no ground resolution: report them and say what was left out
+            sys.stderr.write("note: APLS skipped: pass --gsd M (metres per pixel) to score it\n")
+            args.no_apls = True
     elif args.weights is not None:
         from sanchari_processes.build import EngineOptions, build_predictor
 
@@ -320,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         samples = samples[: args.limit]
     report = evaluate(
-        predict_samples(samples, predictor),
+        predict_samples(samples, predictor, args.gsd),
         threshold=threshold,
         rho=args.rho,
         with_apls=not args.no_apls,

@@ -22,7 +22,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -36,7 +35,12 @@ from sanchari_processes.inference import (
     resolve_device,
     save_checkpoint,
 )
-from sanchari_processes.inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, checkpoint_paths
+from sanchari_processes.inference.checkpoint import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    checkpoint_paths,
+    load_float_weights,
+)
 from training import metrics
 from training.config import Phase, TrainConfig
 from training.dataset import (
@@ -46,7 +50,9 @@ from training.dataset import (
     Tile,
     eval_transform,
     load_manifest,
+    load_style_images,
     manifest_tiles,
+    source_weights,
     train_augmentations,
     worker_init,
 )
@@ -142,7 +148,8 @@ def _manifest_context(config: TrainConfig) -> tuple[list[Tile], list[Tile], str,
         f"(split seed {pre.get('seed')}, val fraction {pre.get('val_fraction')}), "
         f"{pre.get('tile_size')} px tiles, {len(train)} train / {len(val)} val tiles"
     )
-    gsd = float(np.mean([t.gsd_m for t in train]))
+    # One resolution since manifest v2; older manifests' tiles kept their sources' GSDs.
+    gsd = float(manifest.get("gsd_m") or np.mean([t.gsd_m for t in train]))
     digest = hashlib.sha256(config.manifest.read_bytes()).hexdigest()
     return train, val, desc, gsd, digest
 
@@ -341,12 +348,10 @@ def _load_state(out: Path) -> RunState:
 
 
 def _build(ctx: Context) -> torch.nn.Module:
-    config = ctx.config
     model = build_model(ctx.architecture)
-    if config.init_weights is not None:
-        weights, _ = checkpoint_paths(config.init_weights)
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        model.load_state_dict(state, strict=True)
+    if ctx.config.init_weights is not None:
+        weights, _ = checkpoint_paths(ctx.config.init_weights)
+        model.load_state_dict(load_float_weights(weights), strict=True)
     return model
 
 
@@ -374,35 +379,85 @@ def _context(config: TrainConfig) -> Context:
     )
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) every phase of ``config``; returns the best checkpoint's path."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    ctx = _context(config)
+@dataclass
+class Run:
+    """One training run in progress: the model, where it is, and its data.
+
+    The loop's state is real (weights, optimizer, position), so it lives here and the phase
+    and epoch functions below take it instead of a dozen arguments.
+    """
+
+    ctx: Context
+    model: torch.nn.Module
+    state: RunState
+    train_set: RoadTiles
+    plain_train: RoadTiles
+    val_loader: DataLoader
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    stopped: bool = False
+    epoch_stats: EpochStats | None = None
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.ctx.config
+
+    @property
+    def out(self) -> Path:
+        return self.ctx.config.out_dir
+
+    def checkpoint(self, name: str, extra: dict[str, Any]) -> Path:
+        return save_checkpoint(self.model, _metadata(self.ctx, extra), self.out / name)
+
+    def persist(self, optimizer: torch.optim.Optimizer, extra: dict[str, Any]) -> None:
+        """``last`` weights plus the state ``--resume`` needs."""
+        self.checkpoint("last", extra)
+        self.state.optimizer = optimizer.state_dict()
+        self.state.scaler = self.scaler.state_dict()
+        _save_state(self.out, self.state)
+
+    def validation(self, phase: Phase, loss_fn: Callable[..., torch.Tensor]) -> dict[str, Any]:
+        """Validate; a better IoU than ever before becomes ``best``."""
+        config = self.config
+        result: dict[str, Any] = validate(
+            self.model, self.val_loader, self.ctx.device, loss_fn, config.val_threshold, config.amp
+        ).scores()
+        scores = {k: v for k, v in result.items() if k != "val_loss"} | {
+            "val_threshold": config.val_threshold,
+            "phase": phase.name,
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+        }
+        iou = result["val_iou"]
+        if not math.isnan(iou) and iou > self.state.best_iou:
+            self.state.best_iou = iou
+            self.checkpoint("best", scores)
+        result["scores"] = scores
+        return result
+
+
+def _start_state(config: TrainConfig, ctx: Context, model: torch.nn.Module) -> RunState:
+    """A fresh run's state (ImageNet encoder, seeded) or the resumed run's (its weights)."""
     out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    model = _build(ctx)
-    recipe = config.recipe()
-    if config.resume:
-        state = _load_state(out)
-        if state.recipe.get("architecture") != ctx.architecture.to_dict():
-            raise InvalidInputError(f"{out}: the run to resume used another architecture")
-        state.recipe = {**recipe, "architecture": ctx.architecture.to_dict()}
-        weights = load_file(str(out / "last.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
-        ctx.imagenet_source = (
-            read_metadata(out / "last.safetensors").metrics["training"].get("imagenet_init")
-        )
-    else:
+    recipe = {**config.recipe(), "architecture": ctx.architecture.to_dict()}
+    if not config.resume:
         if (out / "state.pt").exists():
             raise InvalidInputError(
                 f"{out}: a run already exists there; pass --resume or choose another --out"
             )
-        state = RunState(recipe={**recipe, "architecture": ctx.architecture.to_dict()})
         torch.manual_seed(config.seed)
         if config.init_weights is None and config.imagenet:
             ctx.imagenet_source = init_encoder_from_imagenet(model, ctx.architecture.encoder_name)
-    if config.resume and state.phase_index >= len(config.phases):
+        return RunState(recipe=recipe)
+    state = _load_state(out)
+    if state.recipe.get("architecture") != ctx.architecture.to_dict():
+        raise InvalidInputError(f"{out}: the run to resume used another architecture")
+    state.recipe = recipe
+    model.load_state_dict(load_float_weights(out / "last.safetensors"), strict=True)
+    ctx.imagenet_source = (
+        read_metadata(out / "last.safetensors").metrics["training"].get("imagenet_init")
+    )
+    if state.phase_index >= len(config.phases):
         # A finished phase cannot grow more epochs (its schedule and "best" are settled); say
         # what works instead of silently doing nothing.
         raise InvalidInputError(
@@ -410,177 +465,257 @@ def train(config: TrainConfig) -> Path:
             f"{out / 'last.safetensors'} (training.train_lovasz --init), or resume with "
             "--hard-mining to add Phase 2"
         )
+    return state
+
+
+def _datasets(ctx: Context) -> tuple[RoadTiles, RoadTiles, RoadTiles]:
+    """Augmented training tiles, plain training tiles (hard mining) and validation tiles."""
+    config = ctx.config
+    styles = load_style_images(config.style_dir) if config.style_dir is not None else ()
+    transform = (
+        train_augmentations(config.crop, config.augment_options, with_style=bool(styles))
+        if config.augment
+        else eval_transform(config.crop)
+    )
+    return (
+        RoadTiles(ctx.train, transform, ctx.norm, styles),
+        RoadTiles(ctx.train, eval_transform(_pad_size(ctx.train, 32)), ctx.norm),
+        RoadTiles(ctx.val, eval_transform(_pad_size(ctx.val, 32)), ctx.norm),
+    )
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) every phase of ``config``; returns the best checkpoint's path."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ctx = _context(config)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    model = _build(ctx)
+    state = _start_state(config, ctx, model)
     if config.max_steps is not None and state.step >= config.max_steps:
         raise InvalidInputError(
-            f"{out}: already at step {state.step}; raise --max-steps to train further"
+            f"{config.out_dir}: already at step {state.step}; raise --max-steps to train further"
         )
     model.to(ctx.device)
-
-    train_set = RoadTiles(
-        ctx.train,
-        train_augmentations(config.crop) if config.augment else eval_transform(config.crop),
-        ctx.norm,
-    )
-    plain_train = RoadTiles(ctx.train, eval_transform(_pad_size(ctx.train, 32)), ctx.norm)
-    val_set = RoadTiles(ctx.val, eval_transform(_pad_size(ctx.val, 32)), ctx.norm)
-    val_loader = _loader(val_set, config, ctx.device)
+    train_set, plain_train, val_set = _datasets(ctx)
     use_amp = config.amp and ctx.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     if state.scaler:
         scaler.load_state_dict(state.scaler)
-
-    def checkpoint(name: str, extra: dict[str, Any]) -> Path:
-        return save_checkpoint(model, _metadata(ctx, extra), out / name)
-
-    def persist(optimizer: torch.optim.Optimizer, extra: dict[str, Any]) -> None:
-        checkpoint("last", extra)
-        state.optimizer = optimizer.state_dict()
-        state.scaler = scaler.state_dict()
-        _save_state(out, state)
-
-    def run_validation(phase: Phase, loss_fn: Callable[..., torch.Tensor]) -> dict[str, Any]:
-        result: dict[str, Any] = validate(
-            model, val_loader, ctx.device, loss_fn, config.val_threshold, config.amp
-        ).scores()
-        scores = {k: v for k, v in result.items() if k != "val_loss"} | {
-            "val_threshold": config.val_threshold,
-            "phase": phase.name,
-            "epoch": state.epoch,
-            "step": state.step,
-        }
-        iou = result["val_iou"]
-        if not math.isnan(iou) and iou > state.best_iou:
-            state.best_iou = iou
-            checkpoint("best", scores)
-        result["scores"] = scores
-        return result
-
-    stopped = False
+    run = Run(
+        ctx,
+        model,
+        state,
+        train_set,
+        plain_train,
+        _loader(val_set, config, ctx.device),
+        scaler,
+        use_amp,
+    )
     for phase_index in range(state.phase_index, len(config.phases)):
-        phase = config.phases[phase_index]
-        loss_fn = LOSSES[phase.loss]
-        if phase.hard_fraction is not None and state.hard_indices is None:
-            best = out / "best.safetensors"
-            if best.is_file():
-                model.load_state_dict(
-                    {k: v.float().to(ctx.device) for k, v in load_file(str(best)).items()}
-                )
-            state.hard_indices = hardest_tiles(
-                model, plain_train, config, ctx.device, phase.hard_fraction
-            )
-        indices = (
-            state.hard_indices if state.hard_indices is not None else list(range(len(train_set)))
-        )
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=phase.lr, weight_decay=config.weight_decay
-        )
-        if state.optimizer:
-            optimizer.load_state_dict(state.optimizer)
-        if not state.baseline_done and (config.init_weights is not None or phase_index > 0):
-            # Fine-tuning phases start from trained weights: score them first so "best" can
-            # never be worse than the starting point.
-            result = run_validation(phase, loss_fn)
-            _append_log(
-                out / "log.csv",
-                {
-                    "time": _now(),
-                    "phase": phase.name,
-                    "epoch": 0,
-                    "step": state.step,
-                    "lr": phase.lr,
-                    **{k: v for k, v in result.items() if k != "scores"},
-                    "epoch_complete": "baseline",
-                },
-            )
-        state.baseline_done = True
-        batches_per_epoch = math.ceil(len(indices) / config.batch_size)
-        steps_per_epoch = math.ceil(batches_per_epoch / config.accumulate)
-        total_steps = steps_per_epoch * phase.epochs
-        bar = tqdm(
-            total=total_steps,
-            initial=state.phase_step,
-            desc=phase.name,
-            unit="step",
-            disable=not config.progress,
-            dynamic_ncols=True,
-        )
-        while state.epoch < phase.epochs:
-            sampler = EpochSampler(
-                indices,
-                config.seed,
-                state.epoch + 1000 * phase_index,
-                start=state.batch * config.batch_size,
-            )
-            loader = _loader(train_set, config, ctx.device, sampler)
-            model.train()
-            losses: list[float] = []
-            started, start_step = time.perf_counter(), state.step
-            optimizer.zero_grad(set_to_none=True)
-            for x, m, v in loader:
-                x, m, v = (t.to(ctx.device, non_blocking=True) for t in (x, m, v))
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    logits = model(x)
-                loss = loss_fn(logits.float(), m, v)
-                scaler.scale(loss / config.accumulate).backward()
-                losses.append(float(loss.detach()))
-                state.batch += 1
-                if state.batch % config.accumulate and state.batch < batches_per_epoch:
-                    continue  # accumulate; the epoch's last batches step with what they have
-                lr = (
-                    cosine_lr(phase.lr, state.phase_step, total_steps)
-                    if phase.schedule == "cosine"
-                    else phase.lr
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                state.step += 1
-                state.phase_step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(losses[-config.accumulate * 10 :]):.4f}")
-                if config.max_steps is not None and state.step >= config.max_steps:
-                    stopped = True
-                    break
-                if config.save_every and state.step % config.save_every == 0:
-                    persist(optimizer, {"phase": phase.name, "step": state.step})
-            # a --max-steps stop on the epoch's last batch still completes the epoch
-            epoch_complete = not stopped or state.batch >= batches_per_epoch
-            elapsed = time.perf_counter() - started
-            result = run_validation(phase, loss_fn)
-            row = {
-                "time": _now(),
-                "phase": phase.name,
-                "epoch": state.epoch + 1,
-                "step": state.step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": float(np.mean(losses)) if losses else math.nan,
-                **{k: v for k, v in result.items() if k != "scores"},
-                "steps_per_s": (state.step - start_step) / elapsed if elapsed else math.nan,
-                "epoch_complete": epoch_complete,
-            }
-            _append_log(out / "log.csv", row)
-            bar.write(
-                f"{phase.name} epoch {state.epoch + 1}/{phase.epochs} step {state.step}: "
-                f"train loss {row['train_loss']:.4f}, val IoU {result['val_iou']:.4f} "
-                f"(best {result['val_iou_best']:.4f} at {result['val_threshold_best']:.2f})"
-            )
-            if epoch_complete:
-                state.epoch += 1
-                state.batch = 0
-            persist(optimizer, result["scores"])
-            if stopped:
-                break
-        bar.close()
-        if stopped:
+        _run_phase(run, phase_index)
+        if run.stopped:
             break
         # Phase done: the next one (now, or after a later --resume that adds it) starts afresh.
         state.phase_index, state.epoch, state.batch, state.phase_step = phase_index + 1, 0, 0, 0
         state.optimizer, state.hard_indices, state.baseline_done = None, None, False
-        _save_state(out, state)
-    best = out / "best.safetensors"
-    return best if best.is_file() else out / "last.safetensors"
+        _save_state(config.out_dir, state)
+    best = config.out_dir / "best.safetensors"
+    return best if best.is_file() else config.out_dir / "last.safetensors"
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Which tiles a phase draws from, how, and how many per epoch."""
+
+    indices: list[int]
+    weights: np.ndarray | None
+    size: int | None
+
+    @property
+    def length(self) -> int:
+        return self.size or len(self.indices)
+
+
+def _epoch_plan(run: Run, phase: Phase) -> EpochPlan:
+    """Hard mining's tiles as a plain permutation; otherwise every training tile, balanced
+    across sources and paced by ``epoch_tiles`` as configured."""
+    indices = _phase_indices(run, phase)
+    config = run.config
+    if run.state.hard_indices is not None:
+        return EpochPlan(indices, None, None)
+    weights = (
+        source_weights([t.source for t in run.ctx.train], config.source_balance)
+        if config.source_balance > 0
+        else None
+    )
+    return EpochPlan(indices, weights, config.epoch_tiles)
+
+
+def _phase_indices(run: Run, phase: Phase) -> list[int]:
+    """The training tiles a phase sees: all, or (Phase 2) the hardest for the best weights."""
+    state, ctx = run.state, run.ctx
+    if phase.hard_fraction is not None and state.hard_indices is None:
+        best = run.out / "best.safetensors"
+        if best.is_file():
+            run.model.load_state_dict(
+                {k: v.to(ctx.device) for k, v in load_float_weights(best).items()}
+            )
+        state.hard_indices = hardest_tiles(
+            run.model, run.plain_train, run.config, ctx.device, phase.hard_fraction
+        )
+    if state.hard_indices is not None:
+        return state.hard_indices
+    return list(range(len(run.train_set)))
+
+
+def _run_phase(run: Run, phase_index: int) -> None:
+    """One phase from wherever the run is in it to its end (or to ``--max-steps``)."""
+    config, state = run.config, run.state
+    phase = config.phases[phase_index]
+    loss_fn = LOSSES[phase.loss]
+    plan = _epoch_plan(run, phase)
+    optimizer = torch.optim.AdamW(
+        run.model.parameters(), lr=phase.lr, weight_decay=config.weight_decay
+    )
+    if state.optimizer:
+        optimizer.load_state_dict(state.optimizer)
+    if not state.baseline_done and (config.init_weights is not None or phase_index > 0):
+        # Fine-tuning phases start from trained weights: score them first so "best" can
+        # never be worse than the starting point.
+        result = run.validation(phase, loss_fn)
+        _append_log(
+            run.out / "log.csv",
+            _log_row(run, phase, phase.lr, result, epoch=0, epoch_complete="baseline"),
+        )
+    state.baseline_done = True
+    batches_per_epoch = math.ceil(plan.length / config.batch_size)
+    total_steps = math.ceil(batches_per_epoch / config.accumulate) * phase.epochs
+    bar = tqdm(
+        total=total_steps,
+        initial=state.phase_step,
+        desc=phase.name,
+        unit="step",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
+    while state.epoch < phase.epochs and not run.stopped:
+        _run_epoch(run, phase_index, optimizer, plan, total_steps, bar)
+        epoch_complete = not run.stopped or state.batch >= batches_per_epoch
+        result = run.validation(phase, loss_fn)
+        row = _log_row(
+            run,
+            phase,
+            optimizer.param_groups[0]["lr"],
+            result,
+            epoch=state.epoch + 1,
+            epoch_complete=epoch_complete,
+        )
+        _append_log(run.out / "log.csv", row)
+        bar.write(
+            f"{phase.name} epoch {state.epoch + 1}/{phase.epochs} step {state.step}: "
+            f"train loss {row['train_loss']:.4f}, val IoU {result['val_iou']:.4f} "
+            f"(best {result['val_iou_best']:.4f} at {result['val_threshold_best']:.2f})"
+        )
+        if epoch_complete:  # a --max-steps stop on the epoch's last batch still completes it
+            state.epoch += 1
+            state.batch = 0
+        run.persist(optimizer, result["scores"])
+    bar.close()
+
+
+@dataclass
+class EpochStats:
+    """What one (possibly partial) epoch did, for its log row."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def _run_epoch(
+    run: Run,
+    phase_index: int,
+    optimizer: torch.optim.Optimizer,
+    plan: EpochPlan,
+    total_steps: int,
+    bar: tqdm,
+) -> None:
+    """Train from the run's position to the end of the epoch (or ``--max-steps``)."""
+    config, state, ctx = run.config, run.state, run.ctx
+    phase = config.phases[phase_index]
+    loss_fn = LOSSES[phase.loss]
+    batches_per_epoch = math.ceil(plan.length / config.batch_size)
+    sampler = EpochSampler(
+        plan.indices,
+        config.seed,
+        state.epoch + 1000 * phase_index,
+        start=state.batch * config.batch_size,
+        weights=plan.weights,
+        size=plan.size,
+    )
+    stats = EpochStats()
+    started = time.perf_counter()
+    run.model.train()
+    optimizer.zero_grad(set_to_none=True)
+    for x, m, v in _loader(run.train_set, config, ctx.device, sampler):
+        x, m, v = (t.to(ctx.device, non_blocking=True) for t in (x, m, v))
+        with torch.autocast("cuda", dtype=torch.float16, enabled=run.use_amp):
+            logits = run.model(x)
+        loss = loss_fn(logits.float(), m, v)
+        run.scaler.scale(loss / config.accumulate).backward()
+        stats.losses.append(float(loss.detach()))
+        state.batch += 1
+        if state.batch % config.accumulate and state.batch < batches_per_epoch:
+            continue  # accumulate; the epoch's last batches step with what they have
+        lr = (
+            cosine_lr(phase.lr, state.phase_step, total_steps)
+            if phase.schedule == "cosine"
+            else phase.lr
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        run.scaler.step(optimizer)
+        run.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.phase_step += 1
+        stats.steps += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(stats.losses[-config.accumulate * 10 :]):.4f}")
+        if config.max_steps is not None and state.step >= config.max_steps:
+            run.stopped = True
+            break
+        if config.save_every and state.step % config.save_every == 0:
+            run.persist(optimizer, {"phase": phase.name, "step": state.step})
+    stats.seconds = time.perf_counter() - started
+    run.epoch_stats = stats
+
+
+def _log_row(
+    run: Run,
+    phase: Phase,
+    lr: float,
+    result: dict[str, Any],
+    *,
+    epoch: int,
+    epoch_complete: bool | str,
+) -> dict[str, Any]:
+    """One ``log.csv`` row: a validation with the epoch's training figures (if any)."""
+    row: dict[str, Any] = {
+        "time": _now(),
+        "phase": phase.name,
+        "epoch": epoch,
+        "step": run.state.step,
+        "lr": lr,
+        **{k: v for k, v in result.items() if k != "scores"},
+        "epoch_complete": epoch_complete,
+    }
+    stats = run.epoch_stats if epoch_complete != "baseline" else None
+    if stats is not None:
+        row["train_loss"] = float(np.mean(stats.losses)) if stats.losses else math.nan
+        row["steps_per_s"] = stats.steps / stats.seconds if stats.seconds else math.nan
+    return row
 
 
 def _now() -> str:

@@ -7,8 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.cli import ArgumentParser, fraction, positive_float, positive_int, run_main
-from training.config import TrainConfig, phase1, phase2
+from training.cli import (
+    ArgumentParser,
+    fraction,
+    positive_float,
+    positive_int,
+    run_main,
+    scale_range,
+)
+from training.config import STYLE_MODES, Augment, TrainConfig, phase1, phase2
 
 
 def add_common_options(parser: ArgumentParser) -> None:
@@ -30,6 +37,44 @@ def add_common_options(parser: ArgumentParser) -> None:
         help="training crop side, a multiple of 32 (default 512; 256 is ~4x faster on CPU)",
     )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation (debugging)")
+    parser.add_argument(
+        "--photometric",
+        action="store_true",
+        help="wide photometric augmentation (hue/saturation, gamma, contrast, colour "
+        "temperature, blur, noise, JPEG) instead of V4's mild colour jitter",
+    )
+    parser.add_argument(
+        "--scale-aug",
+        type=scale_range,
+        metavar="MIN,MAX",
+        help="random zoom before cropping, e.g. 0.7,1.4 (default: none)",
+    )
+    parser.add_argument(
+        "--style-dir",
+        type=Path,
+        help="unlabelled target-domain images to transfer the style of (e.g. "
+        "../shared/data/deepglobe_unlabeled)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=STYLE_MODES,
+        default="fda",
+        help="style transfer: fda (Fourier domain adaptation, default) or histogram",
+    )
+    parser.add_argument(
+        "--style-p", type=fraction, default=0.5, help="share of samples restyled (default 0.5)"
+    )
+    parser.add_argument(
+        "--source-balance",
+        type=float,
+        default=0.0,
+        help="0: sample tiles uniformly (default); 1: every data source equally; 0.5: ∝ √tiles",
+    )
+    parser.add_argument(
+        "--epoch-tiles",
+        type=positive_int,
+        help="training samples per epoch (default: one per tile); epochs pace validation",
+    )
     parser.add_argument(
         "--max-steps", type=positive_int, help="stop after this many optimizer steps in total"
     )
@@ -74,6 +119,12 @@ def _parser() -> ArgumentParser:
         "--no-imagenet", action="store_true", help="random encoder instead of ImageNet weights"
     )
     parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from this trained checkpoint (fine-tuning: e.g. a new resolution, "
+        "augmentations or pseudo-labels) instead of ImageNet",
+    )
+    parser.add_argument(
         "--hard-mining",
         action="store_true",
         help="then fine-tune on the hardest 20%% of training tiles (Phase 2)",
@@ -95,6 +146,15 @@ def common_config(args: object, **kwargs: object) -> TrainConfig:
         weight_decay=a["weight_decay"],
         crop=a["crop"],
         augment=not a["no_augment"],
+        augment_options=Augment(
+            photometric=a["photometric"],
+            scale=a["scale_aug"],
+            style=a["style"],
+            style_p=a["style_p"],
+        ),
+        style_dir=a["style_dir"],
+        source_balance=a["source_balance"],
+        epoch_tiles=a["epoch_tiles"],
         max_steps=a["max_steps"],
         save_every=a["save_every"],
         val_max_tiles=a["val_max_tiles"],
@@ -119,7 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hard_mining:
         phases.append(phase2(args.hard_epochs, args.hard_lr, args.hard_fraction))
     config = common_config(
-        args, phases=tuple(phases), preset=args.preset, imagenet=not args.no_imagenet
+        args,
+        phases=tuple(phases),
+        preset=args.preset,
+        imagenet=not args.no_imagenet and args.init is None,
+        init_weights=args.init,
     )
     best = train(config)
     print(describe(best))

@@ -413,14 +413,24 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device) ->
             f"{weights}: weights do not match architecture "
             f"{metadata.architecture.encoder_name!r}: {problem}"
         )
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(_as_float(state), strict=True)
     except RuntimeError as exc:
         raise ModelMissingError(f"{weights}: cannot load weights ({_one_line(exc)})") from None
     module.requires_grad_(False)
     module.to(dev).eval()
     return LoadedModel(module, metadata, dev, weights)
+
+
+def _as_float(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float16 release files hold the same weights: compute in float32 on every device."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_float_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` state dict on the CPU with floating tensors as float32 (training
+    starts, resumes and mines from float16 release files as well as its own checkpoints)."""
+    return _as_float(load_file(str(path), device="cpu"))
 
 
 @functools.lru_cache(maxsize=4)

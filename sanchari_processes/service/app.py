@@ -2,11 +2,10 @@
 
 ``pygeoapi.flask_app`` reads its configuration from the environment when imported and builds
 one global app, which cannot be configured per test or per ``sanchari serve`` call. This
-factory wires the same pygeoapi request handlers (``pygeoapi.api`` and ``pygeoapi.api.processes``)
-to a fresh Flask app with an explicit configuration, and fixes what pygeoapi leaves to the
-host: failed jobs' results answer with their own error, an async 201 carries the job status
-document, every error is an OGC exception in JSON, and 503 and 429 answers carry
-``Retry-After``.
+factory wires pygeoapi's request handlers (``pygeoapi.api``, ``pygeoapi.api.processes``, and
+ours in :mod:`~sanchari_processes.service.handlers` where pygeoapi's fall short) to a fresh
+Flask app with an explicit configuration. Every error is an OGC exception in JSON (405 with
+``Allow``, 413 over the body limit); 503 and 429 answers carry ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -22,21 +21,32 @@ import pygeoapi
 import pygeoapi.api as core_api
 import pygeoapi.api.processes as processes_api
 from flask import Flask, Response, make_response, request
-from pygeoapi.api import API, APIRequest, apply_gzip
-from pygeoapi.openapi import get_oas
-from pygeoapi.process.base import JobNotFoundError
+from pygeoapi.api import APIRequest, apply_gzip
 from pygeoapi.util import yaml_load
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from sanchari_processes.service import handlers
 from sanchari_processes.service.executor import Runner
-from sanchari_processes.service.manager import SanchariManager
+from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
+from sanchari_processes.service.openapi import openapi_document
 
 LOGGER = logging.getLogger(__name__)
 
 #: The repository's configuration (used when ``--config`` is not given).
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
+#: HTTP threads kept free of synchronous executions, for status and discovery requests.
+RESERVED_THREADS = 2
+#: ``sanchari serve``'s default number of HTTP threads.
+DEFAULT_THREADS = 8
 
 Handler = Callable[..., tuple[dict, int, Any]]
+_CODES = {
+    400: "InvalidParameterValue",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "RequestTooLarge",
+    431: "RequestTooLarge",
+}
 
 
 def load_config(path: Path) -> dict:
@@ -45,23 +55,40 @@ def load_config(path: Path) -> dict:
         return yaml_load(fh)
 
 
-def create_app(config: dict, openapi: dict | None = None, *, runner: Runner | None = None) -> Flask:
-    """A Flask app serving ``config``; its job manager is started (workers spawned).
+def sync_limit(threads: int) -> int:
+    """Synchronous executions allowed at once with ``threads`` HTTP threads."""
+    return max(1, threads - RESERVED_THREADS)
 
-    ``runner`` replaces the worker-side job function (tests use a slow stand-in).
+
+def create_app(
+    config: dict,
+    openapi: dict | None = None,
+    *,
+    runner: Runner | None = None,
+    start: bool = True,
+    threads: int = DEFAULT_THREADS,
+) -> Flask:
+    """A Flask app serving ``config``; with ``start`` its job manager is started.
+
+    ``runner`` replaces the worker-side job function (tests use a slow stand-in). Without
+    ``start`` nothing touches the jobs folder until ``manager.start()`` (the server first
+    takes the folder's lock and binds its port).
     """
     if openapi is None:
-        openapi = get_oas(config)
-    api = API(config, openapi)
+        openapi = openapi_document(config)
+    api = handlers.SanchariAPI(config, openapi)
     manager = api.manager
-    if isinstance(manager, SanchariManager):
-        manager.start(runner=runner)
+    if start and isinstance(manager, SanchariManager):
+        manager.start(runner=runner, sync_limit=sync_limit(threads))
     static = Path(pygeoapi.__file__).parent / "static"
     app = Flask(__name__, static_folder=str(static), static_url_path="/static")
     app.url_map.strict_slashes = False
     app.extensions["sanchari.api"] = api
     app.extensions["sanchari.manager"] = manager
-    retry_after = getattr(getattr(manager, "settings", None), "retry_after_s", 30)
+    app.extensions["sanchari.runner"] = runner
+    settings = getattr(manager, "settings", None)
+    retry_after = getattr(settings, "retry_after_s", 30)
+    app.config["MAX_CONTENT_LENGTH"] = getattr(settings, "max_body_bytes", 1024 * 1024)
 
     def call(handler: Handler, *args: Any) -> Response:
         api_request = APIRequest.from_flask(request, api.locales)
@@ -77,10 +104,10 @@ def create_app(config: dict, openapi: dict | None = None, *, runner: Runner | No
 
     @app.get("/")
     def landing_page() -> Response:
-        return call(core_api.landing_page)
+        return call(handlers.landing_page)
 
     @app.get("/openapi")
-    def openapi_document() -> Response:
+    def openapi_view() -> Response:
         return call(core_api.openapi_)
 
     @app.get("/conformance")
@@ -94,32 +121,46 @@ def create_app(config: dict, openapi: dict | None = None, *, runner: Runner | No
 
     @app.post("/processes/<process_id>/execution")
     def execute(process_id: str) -> Response:
-        return call(_execute, process_id)
+        gone = request.environ.get("waitress.client_disconnected")
+        token = CLIENT_GONE.set(gone if callable(gone) else None)
+        try:
+            return call(handlers.execute, process_id)
+        finally:
+            CLIENT_GONE.reset(token)
 
     @app.get("/jobs")
     def jobs() -> Response:
-        return call(processes_api.get_jobs)
+        args = request.args.to_dict(flat=False)
+        return call(lambda api_, req: handlers.list_jobs(api_, req, args))
 
     @app.route("/jobs/<job_id>", methods=["GET", "DELETE"])
     def job(job_id: str) -> Response:
         if request.method == "DELETE":
-            response = call(processes_api.delete_job, job_id)
-            response.headers["Content-Type"] = "application/json"
-            return response
-        return call(processes_api.get_jobs, job_id)
+            return call(handlers.dismiss_job, job_id)
+        return call(handlers.job_status, job_id)
 
     @app.get("/jobs/<job_id>/results")
     def results(job_id: str) -> Response:
-        return call(_job_results, job_id)
+        return call(handlers.job_results, job_id)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.code or 500, "InvalidRequest")
-        return _exception_response(exc.code or 500, code, exc.description or exc.name)
+        status = exc.code or 500
+        code = _CODES.get(status, "InvalidRequest" if status < 500 else "NoApplicableCode")
+        description = exc.description or exc.name
+        if status == 413:
+            description = (
+                f"the request body is over the limit of {app.config['MAX_CONTENT_LENGTH']} bytes"
+            )
+        LOGGER.info("%d %s: %s %s", status, code, request.method, request.path[:200])
+        response = _exception_response(status, code, description)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> Response:
-        LOGGER.exception("unhandled error on %s %s", request.method, request.path)
+        LOGGER.exception("unhandled error on %s %s", request.method, request.path[:200])
         return _exception_response(500, "NoApplicableCode", "internal server error")
 
     @app.after_request
@@ -129,71 +170,6 @@ def create_app(config: dict, openapi: dict | None = None, *, runner: Runner | No
         return response
 
     return app
-
-
-def _execute(api: API, api_request: APIRequest, process_id: str) -> tuple[dict, int, Any]:
-    """pygeoapi's execute, with the request body's shape checked first (not a 500 on a list)
-    and a 201 answered with the job's status document instead of an empty body."""
-    problem = _body_problem(api_request.data)
-    if problem:
-        headers = api_request.get_response_headers(**api.api_headers)
-        return api.get_exception(
-            HTTPStatus.BAD_REQUEST, headers, api_request.format, "InvalidParameterValue", problem
-        )
-    headers, status, content = processes_api.execute_process(api, api_request, process_id)
-    if status == HTTPStatus.CREATED and "Location" in headers:
-        job_id = headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-        _, _, content = processes_api.get_jobs(api, api_request, job_id)
-        headers["Content-Type"] = "application/json"
-    return headers, status, content
-
-
-def _body_problem(data: bytes | str | None) -> str | None:
-    if not data:
-        return None  # pygeoapi answers "missing request data"
-    try:
-        body = json.loads(data)
-    except (ValueError, TypeError):
-        return None  # pygeoapi answers "invalid request data"
-    if not isinstance(body, dict):
-        return "the request body must be a JSON object with 'inputs'"
-    if "inputs" in body and not isinstance(body["inputs"], dict):
-        return "'inputs' must be a JSON object"
-    if body.get("subscriber") is not None:
-        return "callbacks ('subscriber') are not supported; poll /jobs/{jobId} instead"
-    if "inputs" not in body:
-        return "missing 'inputs'"
-    return None
-
-
-def _job_results(api: API, api_request: APIRequest, job_id: str) -> tuple[dict, int, Any]:
-    """pygeoapi's results endpoint, but a failed job answers with its own error and status,
-    and a dismissed one with 404 (pygeoapi answers 400 / 500 for those)."""
-    headers = api_request.get_response_headers(**api.api_headers)
-    try:
-        record = api.manager.get_job(job_id)
-    except JobNotFoundError:
-        return api.get_exception(
-            HTTPStatus.NOT_FOUND, headers, api_request.format, "NoSuchJob", f"no job {job_id}"
-        )
-    if record["status"] == "dismissed":
-        return api.get_exception(
-            HTTPStatus.NOT_FOUND, headers, api_request.format, "NoSuchJob", "job dismissed"
-        )
-    if record["status"] == "failed":
-        error = record.get("error") or {
-            "status": 500,
-            "code": "NoApplicableCode",
-            "message": "job failed",
-        }
-        return api.get_exception(
-            HTTPStatus(int(error["status"])),
-            headers,
-            api_request.format,
-            error["code"],
-            error["message"],
-        )
-    return processes_api.get_job_result(api, api_request, job_id)
 
 
 def _exception_response(status: int, code: str, description: str) -> Response:

@@ -15,8 +15,10 @@ from typing import Any
 
 from sanchari_processes.build import EngineOptions
 from sanchari_processes.config import BACKENDS, InferenceConfig
+from sanchari_processes.errors import SettingsError
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 from sanchari_processes.sources.gee import GeeSettings
+from sanchari_processes.sources.remote import REMOTE_KEYS, RemoteSettings
 
 #: 4096 x 4096 source pixels: ~50 MB of RGB, a few minutes on a CPU.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -54,7 +56,7 @@ class ProcessSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS
     default_window_size: int = 1024
-    remote_timeout_s: int = 30
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
 
     def __post_init__(self) -> None:
         _check_limits(self.max_pixels, self.default_window_size)
@@ -62,13 +64,13 @@ class ProcessSettings:
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any]) -> ProcessSettings:
         """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
-        _reject_unknown(block, _ENGINE_KEYS | {"geotiff_dir", "remote_timeout_s"}, "processor")
+        _reject_unknown(block, _ENGINE_KEYS | {"geotiff_dir"} | REMOTE_KEYS, "processor")
         return cls(
             geotiff_dir=Path(str(block.get("geotiff_dir") or "geotiffs")).expanduser(),
             engine=_engine_settings(block),
             max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
             default_window_size=_int(block, "default_window_size", 1024),
-            remote_timeout_s=_int(block, "remote_timeout_s", 30),
+            remote=RemoteSettings.from_mapping(block),
         )
 
 
@@ -89,11 +91,20 @@ class GeeProcessSettings:
         """Parse the processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
         _reject_unknown(block, _ENGINE_KEYS | {"gee"}, "processor")
         return cls(
-            gee=GeeSettings.from_mapping(block.get("gee") or {}),
+            gee=_gee_settings(block.get("gee") or {}),
             engine=_engine_settings(block),
             max_pixels=_int(block, "max_pixels", DEFAULT_MAX_PIXELS),
             default_window_size=_int(block, "default_window_size", 1024),
         )
+
+
+def _gee_settings(block: Mapping[str, Any]) -> GeeSettings:
+    try:
+        return GeeSettings.from_mapping(block)
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 #: Processor settings every process takes: the model, its device and the request limits.
@@ -109,21 +120,27 @@ def _engine_settings(block: Mapping[str, Any]) -> EngineSettings:
     device = str(block.get("device") or "auto")
     backend = str(block.get("backend") or "auto")
     if backend not in BACKENDS:
-        raise ValueError(f"setting backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    base = InferenceConfig(device=device, backend=backend)  # type: ignore[arg-type]
+        raise SettingsError(
+            f"setting backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
+    try:
+        base = InferenceConfig(device=device, backend=backend)  # type: ignore[arg-type]
+        config = replace(base, **inference)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"inference settings: {exc}") from None
     return EngineSettings(
         weights=Path(str(weights)).expanduser() if weights else SHIPPED_WEIGHTS,
         device=device,
-        inference=replace(base, **inference),
+        inference=config,
         cache_dir=Path(str(cache_dir)).expanduser() if cache_dir else None,
     )
 
 
 def _check_limits(max_pixels: int, default_window_size: int) -> None:
     if max_pixels < 64 * 64:
-        raise ValueError("max_pixels must be at least 4096")
+        raise SettingsError("max_pixels must be at least 4096")
     if not default_window_size >= 64 or default_window_size**2 > max_pixels:
-        raise ValueError("default_window_size must be >= 64 and fit within max_pixels")
+        raise SettingsError("default_window_size must be >= 64 and fit within max_pixels")
 
 
 @dataclass(frozen=True)
@@ -139,10 +156,22 @@ class ManagerSettings:
     retry_after_s: int = 30
     #: torch threads per worker (default: the CPU cores shared among the workers).
     threads_per_worker: int = 0
+    #: Longest synchronous execution; past it the job stops and the caller is told to use async.
+    sync_timeout_s: int = 120
+    #: Seconds a finished job (status and results) is kept; then it is deleted.
+    job_retention_s: int = 7 * 24 * 3600
+    #: Most finished jobs kept; the oldest go first beyond it.
+    max_jobs: int = 10_000
+    #: Largest request body accepted (bytes); larger ones get 413.
+    max_body_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.queue_size < 0:
-            raise ValueError("need workers >= 1 and queue_size >= 0")
+            raise SettingsError("need workers >= 1 and queue_size >= 0")
+        if self.sync_timeout_s < 1 or self.job_retention_s < 0 or self.max_jobs < 1:
+            raise SettingsError("need sync_timeout_s >= 1, job_retention_s >= 0, max_jobs >= 1")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("max_body_bytes must be at least 1024")
 
     @property
     def database(self) -> Path:
@@ -158,22 +187,33 @@ class ManagerSettings:
     def from_mapping(cls, block: Mapping[str, Any]) -> ManagerSettings:
         """Parse ``server.manager`` of ``pygeoapi-config.yml``."""
         known = {"name", "connection", "output_dir", "processes", "workers", "queue_size"}
-        known |= {"retry_after_s", "threads_per_worker"}
+        known |= {"retry_after_s", "threads_per_worker", "sync_timeout_s", "job_retention_s"}
+        known |= {"max_jobs", "max_body_bytes"}
         _reject_unknown(block, known, "server.manager")
         store = block.get("output_dir") or "sanchari-jobs"
+        defaults = cls()
         return cls(
             store_dir=Path(str(store)).expanduser(),
-            workers=_int(block, "workers", 1),
-            queue_size=_int(block, "queue_size", 16),
-            retry_after_s=_int(block, "retry_after_s", 30),
-            threads_per_worker=_int(block, "threads_per_worker", 0),
+            **{
+                key: _int(block, key, getattr(defaults, key))
+                for key in (
+                    "workers",
+                    "queue_size",
+                    "retry_after_s",
+                    "threads_per_worker",
+                    "sync_timeout_s",
+                    "job_retention_s",
+                    "max_jobs",
+                    "max_body_bytes",
+                )
+            },
         )
 
 
 def _reject_unknown(block: Mapping[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(block) - known)
     if unknown:
-        raise ValueError(f"unknown setting(s) in {where}: {', '.join(unknown)}")
+        raise SettingsError(f"unknown setting(s) in {where}: {', '.join(unknown)}")
 
 
 def _int(block: Mapping[str, Any], key: str, default: int) -> int:
@@ -181,6 +221,6 @@ def _int(block: Mapping[str, Any], key: str, default: int) -> int:
     if value in (None, ""):
         return default
     try:
-        return int(value)
+        return int(str(value).strip())
     except (TypeError, ValueError):
-        raise ValueError(f"setting {key} must be an integer, got {value!r}") from None
+        raise SettingsError(f"setting {key} must be an integer, got {value!r}") from None

@@ -4,8 +4,9 @@ pygeoapi runs async jobs in a thread of the web worker, where they cannot be sto
 the GIL with the web server. Here each job runs in a long-lived worker *process* (spawned, so
 torch and GDAL start clean) that loads the model once and keeps it; dismissing a running job
 terminates its worker, which is then replaced. Jobs beyond the busy workers wait in a bounded
-queue; a full queue refuses new jobs (503). A later distributed engine implements the same
-:class:`JobExecutor` protocol.
+queue; a full queue refuses new jobs (503). Workers die with the server, however it dies: each
+holds the read end of a pipe whose only writer is the server, and exits when it reads EOF. A
+later distributed engine implements the same :class:`JobExecutor` protocol.
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ class JobExecutor(Protocol):
 
     def start(self) -> None: ...
 
-    def submit(self, job: Any) -> None:
-        """Queue ``job``; raise :class:`QueueFullError` when no capacity is left."""
+    def submit(self, job: Any, *, force: bool = False) -> None:
+        """Queue ``job``; raise :class:`QueueFullError` when no capacity is left.
+
+        ``force`` queues beyond the bound: for jobs already accepted (requeued after a
+        restart, or whose planning just finished).
+        """
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running job; ``False`` when it is not here (already finished)."""
@@ -84,15 +89,18 @@ class _Worker:
     def __init__(self, ctx: Any, runner: Runner, threads: int) -> None:
         task_recv, self.tasks = ctx.Pipe(duplex=False)
         self.events, event_send = ctx.Pipe(duplex=False)
+        # Never written: the worker exits when it reads EOF, i.e. when this process is gone.
+        life_recv, self.lifeline = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
             target=_worker_main,
-            args=(task_recv, event_send, runner, threads),
+            args=(task_recv, event_send, life_recv, runner, threads),
             name="sanchari-worker",
             daemon=True,
         )
         self.process.start()
         task_recv.close()
         event_send.close()
+        life_recv.close()
         self.job_id: str | None = None
         self.cancelled = False
 
@@ -106,8 +114,11 @@ class _Worker:
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(timeout)
-        self.tasks.close()
-        self.events.close()
+        self.close()
+
+    def close(self) -> None:
+        for conn in (self.tasks, self.events, self.lifeline):
+            conn.close()
 
 
 class LocalProcessPool:
@@ -144,12 +155,12 @@ class LocalProcessPool:
             )
             self._thread.start()
 
-    def submit(self, job: Any) -> None:
+    def submit(self, job: Any, *, force: bool = False) -> None:
         with self._lock:
             if self._thread is None or self._stopping:
                 raise QueueFullError("the job executor is not running")
             idle = any(w.job_id is None for w in self._workers) and not self._pending
-            if not idle and len(self._pending) >= self._queue_size:
+            if not force and not idle and len(self._pending) >= self._queue_size:
                 raise QueueFullError(
                     f"all {self._size} worker(s) are busy and {len(self._pending)} job(s) are "
                     "queued; retry later"
@@ -265,8 +276,7 @@ class LocalProcessPool:
             self._workers.remove(worker)
             job_id, cancelled = worker.job_id, worker.cancelled
             worker.process.join(1)
-            worker.tasks.close()
-            worker.events.close()
+            worker.close()
             if not self._stopping:
                 self._workers.append(self._spawn())
                 self._dispatch()
@@ -277,9 +287,12 @@ class LocalProcessPool:
             )
 
 
-def _worker_main(tasks: Connection, events: Connection, runner: Runner, threads: int) -> None:
+def _worker_main(
+    tasks: Connection, events: Connection, lifeline: Connection, runner: Runner, threads: int
+) -> None:
     """A worker process: run jobs one at a time, reporting events; the model stays cached."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    threading.Thread(target=_die_with_parent, args=(lifeline,), daemon=True).start()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Read by torch (and numpy's BLAS) when the runner first imports them.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -293,6 +306,16 @@ def _worker_main(tasks: Connection, events: Connection, runner: Runner, threads:
             return
         events.send(("started", job.job_id, None))
         events.send(_run_one(job, runner, events))
+
+
+def _die_with_parent(lifeline: Connection) -> None:
+    """Block until the server's end of the pipe closes (it exited or was killed), then exit."""
+    try:
+        while True:
+            lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(0)
 
 
 def _run_one(job: Any, runner: Runner, events: Connection) -> tuple[str, str, Any]:

@@ -20,7 +20,12 @@ from sanchari_processes.service.config import EngineSettings
 from sanchari_processes.service.inputs import GeeRoadRequest, RoadRequest
 from sanchari_processes.sources.catalogue import WindowPlan, materialise
 from sanchari_processes.sources.gee import EarthEngineClient, GeePlan, connect, fetch_gee
-from sanchari_processes.sources.remote import RemoteRaster, fetch_remote
+from sanchari_processes.sources.remote import (
+    RemoteHref,
+    RemoteRaster,
+    RemoteSettings,
+    fetch_remote,
+)
 
 RESULT_NAME = "roads.geojson"
 RESULT_MIMETYPE = "application/geo+json"
@@ -37,11 +42,11 @@ class RoadJob:
     job_id: str
     process_id: str
     request: RoadRequest | GeeRoadRequest
-    plan: WindowPlan | RemoteRaster | GeePlan
+    plan: WindowPlan | RemoteHref | RemoteRaster | GeePlan
     engine: EngineSettings
     job_dir: Path
     catalogue_root: Path | None = None
-    remote_timeout_s: int = 30
+    remote: RemoteSettings | None = None
 
     @property
     def result_path(self) -> Path:
@@ -95,7 +100,7 @@ def _imagery(
         fetched = fetch_gee(plan, gee_client or connect(plan.settings), workdir, progress)
         return fetched.path, plan.collection, {"window": fetched.window, "imagery": fetched.imagery}
     if isinstance(plan, RemoteRaster):
-        raster = fetch_remote(plan, workdir, job.remote_timeout_s)
+        raster = fetch_remote(plan, workdir, job.remote or RemoteSettings())
         return raster, plan.href, {"window": plan.describe()}
     window = plan.describe(job.catalogue_root)
     return materialise(plan, workdir), ", ".join(window["files"]), {"window": window}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+from dataclasses import replace
 from datetime import date
 from http import HTTPStatus
 from pathlib import Path
@@ -37,7 +38,13 @@ from sanchari_processes.service.inputs import (
 from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, run_road_job
 from sanchari_processes.sources.catalogue import Catalogue, WindowPlan
 from sanchari_processes.sources.gee import NAIP, plan_gee, resolve_credentials
-from sanchari_processes.sources.remote import RemoteRaster, is_http_url, probe_remote
+from sanchari_processes.sources.remote import (
+    RemoteHref,
+    RemoteRaster,
+    check_href,
+    is_http_url,
+    probe_remote,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -121,10 +128,24 @@ class SanchariProcessorError(ProcessorExecuteError):
 
 
 class SanchariProcessor(BaseProcessor):
-    """What both processes share: in-process execution of a job :meth:`prepare` plans."""
+    """What both processes share: in-process execution of a job :meth:`prepare` plans.
+
+    Planning has two steps: :meth:`prepare` (no network: safe on a web thread) and, when
+    :meth:`needs_network` says so, :meth:`complete` (reads remote headers: run it elsewhere).
+    """
+
+    #: Planning threads that may use the network at once (the cap on remote header reads).
+    network_slots: int = 1
 
     def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
         raise NotImplementedError
+
+    def needs_network(self, job: RoadJob) -> bool:
+        return False
+
+    def complete(self, job: RoadJob) -> RoadJob:
+        """The job with its plan finished (blocking network reads); 4xx errors as usual."""
+        return job
 
     def execute(self, data: dict, outputs: dict | None = None) -> tuple[str, Any]:
         """In-process execution, for stock pygeoapi managers (ours uses worker processes)."""
@@ -132,7 +153,7 @@ class SanchariProcessor(BaseProcessor):
 
         try:
             with tempfile.TemporaryDirectory(prefix="sanchari-job-") as tmp:
-                job = self.prepare(data, "inline", Path(tmp))
+                job = self.complete(self.prepare(data, "inline", Path(tmp)))
                 path = run_road_job(job, lambda _fraction: None)
                 return RESULT_MIMETYPE, json.loads(path.read_text(encoding="utf-8"))
         except SanchariError as exc:
@@ -149,9 +170,13 @@ class RoadExtractionProcessor(SanchariProcessor):
         self.settings = ProcessSettings.from_mapping(processor_def)
         super().__init__(processor_def, copy.deepcopy(process_metadata(self.settings)))
         self.catalogue = Catalogue(self.settings.geotiff_dir)
+        self.network_slots = self.settings.remote.concurrency
 
     def prepare(self, inputs: Any, job_id: str, job_dir: Path) -> RoadJob:
-        """Validate ``inputs`` and plan the job (raises 400/404/413 :class:`SanchariError`)."""
+        """Validate ``inputs`` and plan the job (raises 400/404/413 :class:`SanchariError`).
+
+        A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
+        """
         request = parse_inputs(inputs)
         return RoadJob(
             job_id=job_id,
@@ -161,14 +186,23 @@ class RoadExtractionProcessor(SanchariProcessor):
             engine=self.settings.engine,
             job_dir=job_dir,
             catalogue_root=self.settings.geotiff_dir,
-            remote_timeout_s=self.settings.remote_timeout_s,
+            remote=self.settings.remote,
         )
 
-    def plan(self, request: RoadRequest) -> WindowPlan | RemoteRaster:
+    def needs_network(self, job: RoadJob) -> bool:
+        return isinstance(job.plan, RemoteHref)
+
+    def complete(self, job: RoadJob) -> RoadJob:
+        if not isinstance(job.plan, RemoteHref):
+            return job
+        raster = probe_remote(job.plan.href, self.settings.max_pixels, self.settings.remote)
+        return replace(job, plan=raster)
+
+    def plan(self, request: RoadRequest) -> WindowPlan | RemoteHref | RemoteRaster:
         limit = self.settings.max_pixels
         if request.image is not None:
             if is_http_url(request.image):
-                return probe_remote(request.image, limit, self.settings.remote_timeout_s)
+                return check_href(request.image, self.settings.remote)
             return self.catalogue.plan_file(request.image, limit)
         if request.bbox is not None:
             return self.catalogue.plan_bbox(request.bbox, parse_crs(request.bbox_crs), limit)

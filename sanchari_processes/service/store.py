@@ -2,23 +2,36 @@
 
 SQLite (stdlib, WAL mode, a connection per call) is safe across the web server's threads and
 the executor's event thread. Status changes from workers are conditional on the job still being
-live, so a late "finished" event can never resurrect a dismissed job.
+live, so a late "finished" event can never resurrect a dismissed job. One server owns a store at
+a time (:class:`FolderLock`); at start it recovers what a previous run left (:meth:`recover`), and
+finished jobs expire (:meth:`expire`) so the store stays bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.errors import JobNotFoundError
+from sanchari_processes.errors import JobNotFoundError, SanchariError
 
 LIVE = ("accepted", "running")
 FINAL = ("successful", "failed", "dismissed")
+STATUSES = LIVE + FINAL
+#: Why a job that was running when the server stopped has no results (410: resubmit it).
+INTERRUPTED = {
+    "code": "JobInterrupted",
+    "status": 410,
+    "message": "interrupted by a restart of the server while it was running; submit it again",
+}
 _COLUMNS = (
     "identifier",
     "process_id",
@@ -33,6 +46,8 @@ _COLUMNS = (
     "mimetype",
     "parameters",
     "error",
+    "inputs",
+    "sync",
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,11 +67,26 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
+#: Columns added after the first release (older stores get them on open).
+_ADDED = {"inputs": "TEXT", "sync": "INTEGER NOT NULL DEFAULT 0"}
 
 
 def now() -> str:
     """Timestamps as pygeoapi writes them (ISO 8601, UTC)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stamp_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What :meth:`JobStore.recover` found: jobs to run again, jobs failed as interrupted."""
+
+    requeue: list[dict]
+    interrupted: list[str]
+    dropped: list[str]
 
 
 class JobStore:
@@ -68,6 +98,11 @@ class JobStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            db.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -78,20 +113,33 @@ class JobStore:
         finally:
             db.close()
 
-    def add(self, identifier: str, process_id: str, parameters: dict[str, Any]) -> dict:
+    def add(
+        self,
+        identifier: str,
+        process_id: str,
+        parameters: dict[str, Any],
+        *,
+        inputs: Any = None,
+        sync: bool = False,
+        mimetype: str | None = None,
+    ) -> dict:
+        """A new ``accepted`` job (``started`` stays empty until a worker starts it)."""
         stamp = now()
         with self._connect() as db:
             db.execute(
                 "INSERT INTO jobs (identifier, process_id, status, message, progress, created,"
-                " started, updated, parameters) VALUES (?, ?, 'accepted', ?, 0, ?, ?, ?, ?)",
+                " updated, parameters, inputs, sync, mimetype)"
+                " VALUES (?, ?, 'accepted', ?, 0, ?, ?, ?, ?, ?, ?)",
                 (
                     identifier,
                     process_id,
                     "Job accepted",
                     stamp,
                     stamp,
-                    stamp,
                     json.dumps(parameters),
+                    None if inputs is None else json.dumps(inputs),
+                    int(sync),
+                    mimetype,
                 ),
             )
         return self.get(identifier)
@@ -103,13 +151,39 @@ class JobStore:
             raise JobNotFoundError(f"no job {identifier}")
         return _record(row)
 
-    def list(self, limit: int | None = None, offset: int = 0) -> tuple[list[dict], int]:
-        """Newest first: a page of jobs and the total count."""
+    def exists(self, identifier: str, statuses: Sequence[str] = STATUSES) -> bool:
+        marks = ", ".join("?" * len(statuses))
         with self._connect() as db:
-            total = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            row = db.execute(
+                f"SELECT 1 FROM jobs WHERE identifier = ? AND status IN ({marks})",
+                (identifier, *statuses),
+            ).fetchone()
+        return row is not None
+
+    def list(
+        self,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        statuses: Sequence[str] = (),
+        process_ids: Sequence[str] = (),
+        include_sync: bool = False,
+    ) -> tuple[list[dict], int]:
+        """Newest first: a page of jobs matching the filters, and how many match in all."""
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if not include_sync:
+            where.append("sync = 0")
+        for column, values in (("status", statuses), ("process_id", process_ids)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params += list(values)
+        clause = " AND ".join(where)
+        with self._connect() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()[0]
             rows = db.execute(
-                "SELECT * FROM jobs ORDER BY created DESC LIMIT ? OFFSET ?",
-                (-1 if limit is None else int(limit), int(offset or 0)),
+                f"SELECT * FROM jobs WHERE {clause} ORDER BY created DESC LIMIT ? OFFSET ?",
+                (*params, -1 if limit is None else int(limit), int(offset or 0)),
             ).fetchall()
         return [_record(r) for r in rows], int(total)
 
@@ -134,27 +208,75 @@ class JobStore:
         with self._connect() as db:
             db.execute("DELETE FROM jobs WHERE identifier = ?", (identifier,))
 
-    def fail_interrupted(self) -> list[str]:
-        """Mark jobs left live by a previous server process as failed (called at start-up)."""
+    def recover(self) -> Recovered:
+        """Settle what a previous server process left live (call once, at start-up).
+
+        Async jobs that never started are returned to run again; async jobs that were running
+        fail as interrupted (410, not a server error); sync jobs are dropped (their caller left
+        with the old process).
+        """
         stamp = now()
-        error = {
-            "code": "NoApplicableCode",
-            "status": 500,
-            "message": "the server restarted while this job was queued or running; submit again",
-        }
         with self._connect() as db:
-            ids = [
+            db.execute("BEGIN IMMEDIATE")
+            dropped = [
                 r[0]
                 for r in db.execute(
-                    "SELECT identifier FROM jobs WHERE status IN (?, ?)", LIVE
-                ).fetchall()
+                    "SELECT identifier FROM jobs WHERE sync = 1 AND status IN (?, ?)", LIVE
+                )
+            ]
+            db.execute("DELETE FROM jobs WHERE sync = 1 AND status IN (?, ?)", LIVE)
+            interrupted = [
+                r[0]
+                for r in db.execute(
+                    "SELECT identifier FROM jobs WHERE status = 'running' OR"
+                    " (status = 'accepted' AND inputs IS NULL)"
+                )
             ]
             db.execute(
                 "UPDATE jobs SET status = 'failed', message = ?, error = ?, finished = ?,"
-                " updated = ? WHERE status IN (?, ?)",
-                (error["message"], json.dumps(error), stamp, stamp, *LIVE),
+                " updated = ? WHERE status = 'running' OR (status = 'accepted' AND inputs IS NULL)",
+                (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp),
             )
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE status = 'accepted' ORDER BY created"
+            ).fetchall()
+            db.execute(
+                "UPDATE jobs SET message = 'Job accepted (queued again after a restart)',"
+                " progress = 0, updated = ? WHERE status = 'accepted'",
+                (stamp,),
+            )
+            db.execute("COMMIT")
+        return Recovered([_record(r) for r in rows], interrupted, dropped)
+
+    def expire(self, finished_before: str, keep: int) -> list[str]:
+        """Delete finished jobs older than ``finished_before``, and beyond the newest ``keep``."""
+        final = ", ".join("?" * len(FINAL))
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            old = db.execute(
+                f"SELECT identifier FROM jobs WHERE status IN ({final}) AND"
+                " COALESCE(finished, updated) < ?",
+                (*FINAL, finished_before),
+            ).fetchall()
+            extra = db.execute(
+                f"SELECT identifier FROM jobs WHERE status IN ({final})"
+                " ORDER BY COALESCE(finished, updated) DESC LIMIT -1 OFFSET ?",
+                (*FINAL, keep),
+            ).fetchall()
+            ids = sorted({r[0] for r in old} | {r[0] for r in extra})
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                db.execute(
+                    f"DELETE FROM jobs WHERE identifier IN ({', '.join('?' * len(chunk))})", chunk
+                )
+            db.execute("COMMIT")
         return ids
+
+    def identifiers(self, statuses: Sequence[str] = STATUSES) -> set[str]:
+        marks = ", ".join("?" * len(statuses))
+        with self._connect() as db:
+            rows = db.execute(f"SELECT identifier FROM jobs WHERE status IN ({marks})", statuses)
+            return {r[0] for r in rows}
 
 
 def _record(row: sqlite3.Row) -> dict:
@@ -162,4 +284,53 @@ def _record(row: sqlite3.Row) -> dict:
     record["type"] = "process"
     record["parameters"] = json.loads(record["parameters"]) if record["parameters"] else None
     record["error"] = json.loads(record["error"]) if record["error"] else None
+    record["inputs"] = json.loads(record["inputs"]) if record.get("inputs") else None
+    record["sync"] = bool(record.get("sync"))
     return record
+
+
+class StoreBusyError(SanchariError):
+    """Another server owns this jobs folder."""
+
+
+class FolderLock:
+    """An exclusive lock on a jobs folder, held for the server's lifetime (``flock``).
+
+    The kernel drops it when the process dies, however it dies, so a crash never leaves a
+    stale lock; the file holds the owner's pid for the error message.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / "server.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreBusyError(
+                f"another sanchari server (pid {owner}) is using the jobs folder {self.folder}; "
+                "stop it first, or give this one its own folder (SANCHARI_JOBS_DIR)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the last descriptor releases the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None

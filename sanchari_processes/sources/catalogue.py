@@ -232,7 +232,7 @@ class Catalogue:
     def resolve_name(self, name: str) -> Path:
         """``name`` as a file inside the catalogue, or a 400 naming the ``image`` input."""
         pure = PurePosixPath(name.replace("\\", "/"))
-        if not name or pure.is_absolute() or ".." in pure.parts or ":" in name:
+        if not name or pure.is_absolute() or ".." in pure.parts or ":" in name or "\x00" in name:
             raise InvalidInputError(
                 "input 'image': href must be an http(s) URL or a file name inside the catalogue"
             )

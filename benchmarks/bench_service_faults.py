@@ -1,0 +1,90 @@
+"""Service faults: SIGTERM and SIGKILL of ``sanchari serve`` mid-job, then a restart.
+
+Prints, for each signal: how long the server took to exit, how long until its last worker
+process was gone, and after a restart on the same jobs folder what became of the finished job
+(kept, same bytes), the job that was running (failed "interrupted", results 410) and the jobs
+that were queued (run again).
+
+    python benchmarks/bench_service_faults.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from service_harness import (
+    alive,
+    children_of,
+    make_config,
+    server,
+    submit,
+    wait_job,
+    write_scene,
+)
+
+
+def fault(folder: Path, sig: signal.Signals, window: int, weights: str | None) -> None:
+    config = make_config(folder, workers=1, weights=weights)
+    inputs = {"image": "scene.tif", "tta": "d4"}
+    with server(config) as (proc, url):
+        done = submit(url, {"image": "small.tif", "tta": "none"}).json()["jobID"]
+        assert wait_job(url, done)["status"] == "successful"
+        result = requests.get(f"{url}/jobs/{done}/results", timeout=30).content
+        running = submit(url, inputs).json()["jobID"]
+        small = {"image": "small.tif", "tta": "none"}
+        queued = [submit(url, small).json()["jobID"] for _ in range(2)]
+        while requests.get(f"{url}/jobs/{running}", timeout=30).json()["status"] != "running":
+            time.sleep(0.05)
+        time.sleep(1.0)  # mid-job
+        workers = children_of(proc.pid)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(60)
+        exited = time.monotonic() - sent
+        while any(alive(pid) for pid in workers) and time.monotonic() - sent < 30:
+            time.sleep(0.01)
+        gone = time.monotonic() - sent
+        left = [pid for pid in workers if alive(pid)]
+    print(
+        f"{sig.name} mid-job: server exited in {exited:.2f} s; its {len(workers)} child "
+        f"process(es) gone after {gone:.2f} s; survivors: {left or 'none'}"
+    )
+    started = time.monotonic()
+    with server(config) as (_proc, url):
+        ready = time.monotonic() - started
+        kept = requests.get(f"{url}/jobs/{done}/results", timeout=30).content == result
+        cut = requests.get(f"{url}/jobs/{running}", timeout=30).json()
+        code = requests.get(f"{url}/jobs/{running}/results", timeout=30).status_code
+        again = [wait_job(url, job_id)["status"] for job_id in queued]
+        scratch = sorted(p.name for p in (folder / "jobs" / "jobs").glob("*/work"))
+    print(
+        f"  restart ready in {ready:.1f} s: finished job kept byte-for-byte: {kept}; "
+        f"running job -> {cut['status']} ({cut['message']!r}), results HTTP {code}; "
+        f"queued jobs -> {again}; work/ folders left: {scratch or 'none'}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=int, default=2048, help="mid-job scene size (px)")
+    parser.add_argument("--weights", help="checkpoint (default: the shipped model)")
+    args = parser.parse_args()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
+            folder = Path(tmp)
+            write_scene(folder / "catalogue" / "scene.tif", args.window)
+            write_scene(folder / "catalogue" / "small.tif", 256, seed=1)
+            fault(folder, sig, args.window, args.weights)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
