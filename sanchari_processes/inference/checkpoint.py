@@ -430,6 +430,8 @@ def _as_float(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_float_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """A ``.safetensors`` state dict on the CPU with floating tensors as float32 (training
     starts, resumes and mines from float16 release files as well as its own checkpoints)."""
+    from safetensors.torch import load_file
+
     return _as_float(load_file(str(path), device="cpu"))
 
 
