@@ -12,6 +12,8 @@ Prints figures; it is not a test. In one run, on one machine:
    ``sanchari model-export`` (timed too; ``predict`` would do it on first use).
 4. The ratio, the forward passes of each, and how the two road masks agree at the checkpoint's
    threshold: the share of each mask's road pixels within 2 px of the other's, and plain IoU.
+   Then seconds per forward pass of each backend, one patch per call against four (how the
+   batch size per device was chosen).
 5. CPU seconds per km² of ``sanchari predict`` for tta none/flip4/d4 on every installed backend
    (a ``--speed-size²`` crop of the mosaic).
 6. Peak RSS of the whole ``sanchari predict`` command on a ``--rss-size²`` synthetic raster.
@@ -233,6 +235,36 @@ def backend_speeds(args: argparse.Namespace, work: Path, raster: Path, gsd_m: fl
         print(f"{backend:12s}  " + "".join(f"{c:>22s}" for c in cells))
 
 
+def per_patch(args: argparse.Namespace) -> None:
+    """Seconds per 512² forward pass per backend: one patch at a time vs four in one call
+    (four patches, or the four flip4 views of one: the same call)."""
+    from sanchari_processes.build import EngineOptions, build_predictor
+    from sanchari_processes.config import InferenceConfig
+
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((4, 3, 512, 512)).astype(np.float32)
+    print("\n== seconds per 512² forward pass (tta none), interleaved, best of 3")
+    runners = {}
+    for backend in CPU_PREFERENCE:
+        if installed(backend):
+            for n in (1, 4):
+                config = InferenceConfig(tta="none", device="cpu", backend=backend, batch_size=n)
+                options = EngineOptions(args.weights, config, cache_dir=args.cache_dir)
+                runners[(backend, n)] = build_predictor(options).runner
+    best = dict.fromkeys(runners, float("inf"))
+    for _ in range(3):
+        for (backend, n), runner in runners.items():
+            start = time.perf_counter()
+            runner(batch[:n])
+            best[(backend, n)] = min(best[(backend, n)], (time.perf_counter() - start) / n)
+    for backend in CPU_PREFERENCE:
+        if (backend, 1) in best:
+            print(
+                f"{backend:12s} batch 1: {best[(backend, 1)]:.3f} s   "
+                f"batch 4: {best[(backend, 4)]:.3f} s"
+            )
+
+
 def peak_rss(args: argparse.Namespace, work: Path) -> None:
     from bench_inference import write_synthetic
 
@@ -257,6 +289,7 @@ def main() -> None:
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--skip-backends", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--skip-patch", action="store_true")
     args = parser.parse_args()
     meta = read_metadata(args.weights)
     print(f"{meta.model_id}: gsd {meta.gsd_m:.3f} m, threshold {meta.threshold:.2f}")
@@ -271,6 +304,8 @@ def main() -> None:
         print(f"sanchari model-export (ahead of time, once per checkpoint): {export['wall']:.1f} s")
         if not args.skip_seed:
             compare_with_seed(args, work, raster, meta.threshold)
+        if not args.skip_patch:
+            per_patch(args)
         if not args.skip_backends:
             backend_speeds(args, work, raster, meta.gsd_m)
         if not args.skip_rss:
