@@ -32,7 +32,7 @@ def test_resolved_settings_are_what_runs(options: EngineOptions) -> None:
     predictor = build_engine(options).predictor
     assert predictor.config.device == "cpu" and predictor.config.backend == "torch"
     assert predictor.config.batch_size == 1 and predictor.config.tta == DEFAULT_TTA
-    assert predictor.config.stride == 48 and predictor.config.edge_margin == 16
+    assert predictor.config.stride == 48 and predictor.config.edge_margin == 0
     clear_runner_cache()
 
 

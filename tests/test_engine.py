@@ -86,7 +86,7 @@ def test_streamed_blocks_reassemble_exactly_with_each_patch_once(tmp_path):
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
     # The block halo and the patch overlap are one: no patch is predicted twice.
-    assert model.runner.patches == count_patches((130, 170), 64, 48, margin=16) == 16
+    assert model.runner.patches == count_patches((130, 170), 64, 48, margin=0) == 12
 
 
 def test_finer_input_is_resampled_to_model_gsd_and_back(tmp_path):

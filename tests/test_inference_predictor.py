@@ -110,7 +110,7 @@ def test_tta_modes_run(loaded: LoadedModel, inference_config: InferenceConfig, t
 def test_progress_and_metadata(predictor: Predictor, loaded: LoadedModel) -> None:
     calls: list[tuple[int, int]] = []
     predictor.predict(_image(64, 64), progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (4, 4)  # 64 px at 64/32 with a 16 px reflected margin: 2 x 2 patches
+    assert calls[-1] == (1, 1)  # 64 px at 64/32 with no reflected margin: one patch
     assert predictor.metadata is loaded.metadata
     assert predictor.metadata.threshold == 0.45
 

@@ -302,7 +302,7 @@ def _parser() -> ArgumentParser:
         "--stride", type=positive_int, help="patch step (default: 3/4 of the patch)"
     )
     parser.add_argument(
-        "--edge-margin", type=int, help="reflected context at image edges, px (a quarter patch)"
+        "--edge-margin", type=int, default=0, help="reflected context at image edges, px"
     )
     parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
     parser.add_argument("--device", default="auto", choices=DEVICES)
