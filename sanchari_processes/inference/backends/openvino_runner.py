@@ -7,6 +7,7 @@ Speed). Compiled blobs are cached beside the export, so later starts skip compil
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +33,16 @@ class OpenVinoRunner:
         if spec.threads:
             config["INFERENCE_NUM_THREADS"] = spec.threads
         self._request = core.compile_model(model, "CPU", config).create_infer_request()
+        self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
         self._tta = spec.tta
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if n < self._batch:  # the compiled shape is fixed: pad the last, short batch
             x = np.concatenate([x, np.zeros((self._batch - n, *x.shape[1:]), x.dtype)])
-        out = self._request.infer({0: np.ascontiguousarray(x, np.float32)})[0]
-        return np.asarray(out[:n])
+        with self._lock:
+            out = self._request.infer({0: np.ascontiguousarray(x, np.float32)})[0]
+            return np.array(out[:n])  # a copy: the request reuses its output buffer
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(predict_with_tta(self._forward, batch, self._tta)[:, 0], np.float32)
