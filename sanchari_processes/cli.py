@@ -6,36 +6,49 @@ Every failure a user can cause ends in one ``error: …`` line on stderr and a n
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from tqdm import tqdm
 
 if TYPE_CHECKING:
+    from sanchari_processes.build import Engine
     from sanchari_processes.probability import ProbabilityMap
 
-
+# Only light modules at the top: options and inputs are checked before torch, the runtimes or
+# the model load, so a mistake is answered in a fraction of a second.
 from sanchari_processes import __version__
-from sanchari_processes.config import InferenceConfig, VectorizeConfig
+from sanchari_processes.config import (
+    BACKENDS,
+    CPU_BATCH_SIZE,
+    CUDA_BATCH_SIZE,
+    DEFAULT_SIMPLIFY_M,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TTA,
+    DEVICES,
+    TTA_MODES,
+    InferenceConfig,
+    VectorizeConfig,
+)
 from sanchari_processes.errors import (
     CredentialsError,
     InvalidInputError,
     ModelMissingError,
     SanchariError,
 )
-from sanchari_processes.inputs import TTA_MODES
 from sanchari_processes.settings import configure_gdal, default_weights
 from sanchari_processes.sources.gee.collections import NAIP, SENTINEL2
 
-_TTA = click.Choice(TTA_MODES)
-_DEVICE = click.Choice(["auto", "cpu", "cuda"])
+#: Raster file types a directory input is expanded to.
+RASTER_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".vrt")
 
 _ENGINE_OPTIONS = (
     click.option(
@@ -44,9 +57,22 @@ _ENGINE_OPTIONS = (
         help="Checkpoint (.safetensors with its .json, or a folder holding one). "
         "Default: $SANCHARI_WEIGHTS, else the shipped weights/ folder.",
     ),
-    click.option("--device", type=_DEVICE, default="auto", show_default=True),
+    click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
     click.option(
-        "--tta", type=_TTA, default="flip4", show_default=True, help="Test-time augmentation."
+        "--backend",
+        type=click.Choice(BACKENDS),
+        envvar="SANCHARI_BACKEND",
+        default="auto",
+        show_default=True,
+        help="Inference runtime ($SANCHARI_BACKEND). auto: torch on CUDA; on a CPU the fastest "
+        "installed of openvino, onnxruntime, torch.",
+    ),
+    click.option(
+        "--tta",
+        type=click.Choice(TTA_MODES),
+        default=DEFAULT_TTA,
+        show_default=True,
+        help="Test-time augmentation.",
     ),
     click.option(
         "--threshold",
@@ -56,22 +82,65 @@ _ENGINE_OPTIONS = (
     click.option(
         "--simplify-m",
         type=click.FloatRange(min=0.0),
-        default=1.0,
+        default=DEFAULT_SIMPLIFY_M,
         show_default=True,
         help="Line simplification tolerance in metres.",
     ),
-    click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        help=f"Patches per forward pass. Default: {CPU_BATCH_SIZE} on a CPU, "
+        f"{CUDA_BATCH_SIZE} on CUDA (measured fastest).",
+    ),
+    click.option(
+        "--int8",
+        is_flag=True,
+        help="Run the int8 model built by `sanchari model-export --int8` (openvino/onnxruntime).",
+    ),
+    click.option(
+        "--cache-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="SANCHARI_CACHE_DIR",
+        help="Cache of exported models and compiled code ($SANCHARI_CACHE_DIR; default: the "
+        "user cache folder, e.g. ~/.cache/sanchari).",
+    ),
     click.option(
         "--progress/--no-progress", default=None, help="Progress bar (default: on a TTY)."
     ),
 )
 
 
+@dataclass(frozen=True)
+class _EngineArgs:
+    """The engine options as given on the command line (validated by click)."""
+
+    weights: Path | None
+    device: str
+    backend: str
+    tta: str
+    threshold: float | None
+    simplify_m: float
+    batch_size: int | None
+    int8: bool
+    cache_dir: Path | None
+    progress: bool | None
+
+    def show_progress(self) -> bool:
+        return sys.stderr.isatty() if self.progress is None else self.progress
+
+
 def _engine_options(command: Callable) -> Callable:
-    """The model and vectorizer options ``predict`` and ``predict-gee`` share."""
+    """The model and vectorizer options ``predict`` and ``predict-gee`` share, as one argument."""
+    names = [f.name for f in fields(_EngineArgs)]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        engine = _EngineArgs(**{name: kwargs.pop(name) for name in names})
+        return command(engine=engine, **kwargs)
+
     for option in reversed(_ENGINE_OPTIONS):
-        command = option(command)
-    return command
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,18 +177,12 @@ def predict(
     inputs: tuple[Path, ...],
     output: Path | None,
     out_dir: Path | None,
-    weights: Path | None,
-    device: str,
-    tta: str,
-    threshold: float | None,
-    simplify_m: float,
+    engine: _EngineArgs,
     mask_out: Path | None,
     prob_out: Path | None,
     preview: Path | None,
     bands: str | None,
     gsd: float | None,
-    batch_size: int,
-    progress: bool | None,
 ) -> None:
     """Extract road centrelines from INPUT rasters into GeoJSON.
 
@@ -133,12 +196,10 @@ def predict(
       sanchari predict scene.tif -o roads.geojson --mask-out mask.tif --prob-out prob.tif
       sanchari predict scene.tif -o roads.geojson --preview roads.png
     """
-    from sanchari_processes.engine import iter_inputs
-
-    paths = list(iter_inputs(list(inputs)))
     for path in inputs:
         if not path.exists():
             raise InvalidInputError(f"input not found: {path}")
+    paths = list(iter_inputs(list(inputs)))
     if not paths:
         raise InvalidInputError("no rasters (.tif, .tiff, .jpg, .png) found in the input directory")
     if (output is None) == (out_dir is None):
@@ -150,21 +211,25 @@ def predict(
     for target in (output, mask_out, prob_out, preview):
         if target is not None and not target.absolute().parent.is_dir():
             raise InvalidInputError(f"output directory does not exist: {target.parent}")
+    band_list = _parse_bands(bands)
+    built = _build_engine(engine)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    show = sys.stderr.isatty() if progress is None else progress
-    icfg = InferenceConfig(tta=tta, device=device, batch_size=batch_size)  # type: ignore[arg-type]
-    predictor = _load_predictor(weights, icfg)
-    meta = predictor.metadata
-    vcfg = VectorizeConfig(
-        threshold=meta.threshold if threshold is None else threshold, simplify_m=simplify_m
-    )
-    band_list = _parse_bands(bands)
+    show = engine.show_progress()
     for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
         target = output if output is not None else out_dir / f"{path.stem}.geojson"
         extras = _Extras(mask_out, prob_out, preview)
-        n = _predict_one(path, target, predictor, icfg, vcfg, band_list, gsd, show, extras=extras)
+        n = _predict_one(path, target, built, band_list, gsd, show, extras=extras)
         click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+
+
+def iter_inputs(paths: list[Path]) -> Iterator[Path]:
+    """Expand directories into the rasters they hold (GeoTIFF, JPEG, PNG), sorted by name."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        else:
+            yield path
 
 
 @dataclass(frozen=True)
@@ -179,9 +244,7 @@ class _Extras:
 def _predict_one(
     path: Path,
     target: Path,
-    predictor,
-    icfg: InferenceConfig,
-    vcfg: VectorizeConfig,
+    engine: Engine,
     bands: Sequence[int] | None,
     gsd: float | None,
     show: bool,
@@ -196,11 +259,11 @@ def _predict_one(
 
     def keep(prob: ProbabilityMap) -> None:
         if extras.mask_out:
-            prob.save_mask(extras.mask_out, vcfg.threshold)
+            prob.save_mask(extras.mask_out, engine.vectorize.threshold)
         if extras.prob_out:
             prob.save_probability(extras.prob_out)
 
-    meta = predictor.metadata
+    meta = engine.metadata
     with open_raster(path, len(meta.bands), bands=bands, gsd_m=gsd) as source:
         if not source.is_georeferenced:
             click.echo(
@@ -214,9 +277,8 @@ def _predict_one(
         ):
             collection = run_source(
                 source,
-                predictor,
-                icfg,
-                vcfg,
+                engine.predictor,
+                engine.vectorize,
                 Path(workdir),
                 model_progress=model_progress,
                 vector_progress=vector_progress,
@@ -279,13 +341,7 @@ def predict_gee(
     out_dir: Path,
     save_imagery: bool,
     project: str | None,
-    weights: Path | None,
-    device: str,
-    tta: str,
-    threshold: float | None,
-    simplify_m: float,
-    batch_size: int,
-    progress: bool | None,
+    engine: _EngineArgs,
 ) -> None:
     """Extract road centrelines around points from Google Earth Engine imagery.
 
@@ -337,14 +393,9 @@ def predict_gee(
     if project:
         settings = replace(settings, project=project)
     gee.resolve_credentials(settings)
+    built = _build_engine(engine)
     out_dir.mkdir(parents=True, exist_ok=True)
-    show = sys.stderr.isatty() if progress is None else progress
-    icfg = InferenceConfig(tta=tta, device=device, batch_size=batch_size)  # type: ignore[arg-type]
-    predictor = _load_predictor(weights, icfg)
-    vcfg = VectorizeConfig(
-        threshold=predictor.metadata.threshold if threshold is None else threshold,
-        simplify_m=simplify_m,
-    )
+    show = engine.show_progress()
     client = gee.connect(settings)
     failed = 0
     for label, request in tqdm(requests, desc="points", disable=not show or len(requests) == 1):
@@ -367,9 +418,7 @@ def predict_gee(
                     fetched = gee.fetch_gee(plan, client, Path(workdir), update)
                 extra = {"window": fetched.window, "imagery": fetched.imagery}
                 extra["request"] = request.to_dict()
-                n = _predict_one(
-                    fetched.path, target, predictor, icfg, vcfg, None, None, show, extra=extra
-                )
+                n = _predict_one(fetched.path, target, built, None, None, show, extra=extra)
                 if save_imagery:
                     shutil.copyfile(fetched.path, out_dir / f"{label}.tif")
         except (CredentialsError, ModelMissingError):
@@ -427,8 +476,12 @@ def _read_points(path: Path) -> list[tuple[str, float, float, str]]:
 @cli.command()
 @click.argument("raster", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.45, show_default=True)
-@click.option("--simplify-m", type=click.FloatRange(min=0.0), default=1.0, show_default=True)
+@click.option(
+    "--threshold", type=click.FloatRange(0.0, 1.0), default=DEFAULT_THRESHOLD, show_default=True
+)
+@click.option(
+    "--simplify-m", type=click.FloatRange(min=0.0), default=DEFAULT_SIMPLIFY_M, show_default=True
+)
 @click.option(
     "--gsd",
     type=click.FloatRange(min=0.0, min_open=True),
@@ -502,25 +555,98 @@ def model_init(preset: str, output: Path, gsd: float, seed: int) -> None:
     click.echo(f"untrained {preset} checkpoint → {path}", err=True)
 
 
-def _load_predictor(weights: Path | None, config: InferenceConfig):
-    from sanchari_processes.inference import Predictor, load_model_cached
+@cli.command("model-export")
+@click.argument("weights", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="SANCHARI_CACHE_DIR",
+    help="Cache folder ($SANCHARI_CACHE_DIR; default: the user cache folder).",
+)
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Also build the int8 model (needs --calibration images, ideally training images).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Images or folders of images whose patches fit the int8 ranges (repeatable).",
+)
+def model_export(
+    weights: Path | None, cache_dir: Path | None, int8: bool, calibration: tuple[Path, ...]
+) -> None:
+    """Export a checkpoint (default: the shipped model) for the ONNX Runtime/OpenVINO backends.
+
+    The export is cached by the weights' SHA-256 and verified before each use; `predict` builds
+    it on first use anyway, so this only moves that cost (a few seconds) ahead of time.
+
+    \b
+    Examples:
+      sanchari model-export
+      sanchari model-export --int8 --calibration ../shared/data/roads/cil/images
+    """
+    if calibration and not int8:
+        raise click.UsageError("--calibration goes with --int8")
+    images: list[Path] = []
+    if int8:
+        if not calibration:
+            raise click.UsageError("--int8 needs --calibration IMAGES (e.g. training images)")
+        for path in calibration:
+            if not path.exists():
+                raise InvalidInputError(f"calibration input not found: {path}")
+        images = list(iter_inputs(list(calibration)))
+        if not images:
+            raise InvalidInputError("no calibration images (.tif, .jpg, .png) found")
+    from sanchari_processes.inference.export import export_int8, exported_model
+    from sanchari_processes.settings import default_cache_dir
+
+    source = weights or default_weights()
+    folder = cache_dir or default_cache_dir()
+    click.echo(f"float32 → {exported_model(source, folder)}", err=True)
+    if int8:
+        click.echo(f"int8 → {export_int8(source, folder, images)}", err=True)
+
+
+def _build_engine(args: _EngineArgs) -> Engine:
+    """The configured engine, with a hint when the default checkpoint is missing."""
+    from sanchari_processes.build import EngineOptions, build_engine
 
     try:
-        loaded = load_model_cached(weights or default_weights(), config.device)
+        icfg = InferenceConfig(
+            tta=args.tta,  # type: ignore[arg-type]
+            device=args.device,  # type: ignore[arg-type]
+            backend=args.backend,  # type: ignore[arg-type]
+            batch_size=args.batch_size,
+            int8=args.int8,
+            progress=False,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    options = EngineOptions(
+        weights=args.weights or default_weights(),
+        inference=icfg,
+        threshold=args.threshold,
+        simplify_m=args.simplify_m,
+        cache_dir=args.cache_dir,
+    )
+    try:
+        engine = build_engine(options)
     except ModelMissingError as exc:
-        if weights is not None:
+        if args.weights is not None:
             raise
         raise ModelMissingError(
             f"{exc.message} — pass --weights PATH or set SANCHARI_WEIGHTS "
             "(`sanchari model-init -o weights/untrained.safetensors` makes an untrained one "
             "for testing)"
         ) from None
-    if loaded.metadata.metrics.get("untrained"):
+    if engine.metadata.metrics.get("untrained"):
         click.echo(
-            f"warning: {loaded.metadata.model_id} is an untrained model; roads will be noise",
+            f"warning: {engine.metadata.model_id} is an untrained model; roads will be noise",
             err=True,
         )
-    return Predictor(loaded, config)
+    return engine
 
 
 def _parse_bands(text: str | None) -> list[int] | None:

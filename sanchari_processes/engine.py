@@ -1,24 +1,28 @@
 """The one engine every entry point runs: raster source → probability map → road network.
 
-Large rasters stream window by window: each window is read with a halo of context, resampled to
-the model's ground sample distance, predicted with the sliding window, mapped back to the input
-grid, cropped to its core and written into a disk-backed probability map. Memory therefore
-depends on the window size, not on the raster size.
+Large rasters stream block by block over one patch grid: each block is read (resampled to the
+model's ground sample distance when it differs), predicted patch by patch, and its finished
+pixels are written into a disk-backed probability map; the patch overlap a block shares with
+its neighbours is all the context it needs. Memory therefore depends on the block size and the
+raster's width, not on its area.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
-from skimage.transform import resize
 
-from sanchari_processes.config import InferenceConfig, VectorizeConfig
-from sanchari_processes.inference import Predictor
+from sanchari_processes.config import VectorizeConfig
+from sanchari_processes.inference.nodata import shrink_valid
+from sanchari_processes.inference.predictor import Predictor
 from sanchari_processes.probability import ProbabilityMap
 from sanchari_processes.provenance import provenance
 from sanchari_processes.sources.raster import RasterSource
@@ -28,35 +32,8 @@ from sanchari_processes.vectorize import vectorize_probability
 Progress = Callable[[float], None]
 #: Input and model resolutions closer than this are treated as equal (no resampling).
 _GSD_TOLERANCE = 0.02
-
-
-@dataclass(frozen=True)
-class Block:
-    """One streamed window: ``core`` is written to the output, ``read`` adds the halo."""
-
-    core: Window
-    read: Window
-
-
-#: A (rows, columns) pair: block sides, halos and scales may differ per axis.
+#: A (rows, columns) pair.
 Pair = tuple[int, int]
-
-
-def plan_blocks(height: int, width: int, size: int | Pair, halo: int | Pair) -> list[Block]:
-    """Cover a ``height × width`` raster with ``size`` blocks, each read with ``halo`` context."""
-    (size_r, size_c), (halo_r, halo_c) = _pair(size), _pair(halo)
-    blocks = []
-    for row in range(0, height, size_r):
-        for col in range(0, width, size_c):
-            h, w = min(size_r, height - row), min(size_c, width - col)
-            r0, c0 = max(0, row - halo_r), max(0, col - halo_c)
-            r1, c1 = min(height, row + h + halo_r), min(width, col + w + halo_c)
-            blocks.append(Block(Window(col, row, w, h), Window(c0, r0, c1 - c0, r1 - r0)))
-    return blocks
-
-
-def _pair(value: int | Pair) -> Pair:
-    return (value, value) if isinstance(value, int) else value
 
 
 def model_scale(source_gsd_m: float | None, model_gsd_m: float) -> float:
@@ -81,106 +58,135 @@ def model_scales(
     return (model_scale(y_m, model_gsd_m), model_scale(x_m, model_gsd_m))
 
 
+def model_grid(
+    shape: tuple[int, int], scales: tuple[float, float]
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """The model's pixel grid over a raster: ``(shape, input pixels per model pixel)``."""
+    height, width = shape
+    grid = (max(1, round(height * scales[0])), max(1, round(width * scales[1])))
+    return grid, (height / grid[0], width / grid[1])
+
+
 def predict_probability(
     source: RasterSource,
     predictor: Predictor,
-    config: InferenceConfig,
     workdir: Path,
     progress: Progress | None = None,
 ) -> ProbabilityMap:
-    """Road probability for the whole ``source`` on its own grid, streamed block by block."""
-    scale = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
-    size = (
-        max(16, round(config.stream_window / scale[0])),
-        max(16, round(config.stream_window / scale[1])),
-    )
-    halo = (math.ceil(config.stream_halo / scale[0]), math.ceil(config.stream_halo / scale[1]))
-    blocks = plan_blocks(source.height, source.width, size, halo)
+    """Road probability for the whole ``source`` on its own grid, streamed block by block.
+
+    The model's patch grid covers the raster once (see :func:`stream_predict`): the context a
+    block needs is the patch overlap it shares with its neighbours. When the raster's ground
+    resolution differs from the model's, the patches run on the model's grid (windows resampled
+    as they are read) and the probabilities are resampled back to the raster's grid.
+    """
+    scales = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
+    shape = (source.height, source.width)
+    grid, step = model_grid(shape, scales)
     prob = ProbabilityMap.scratch(
-        (source.height, source.width),
-        source.transform,
-        source.crs,
-        source.gsd_m or predictor.metadata.gsd_m,
-        workdir,
+        shape, source.transform, source.crs, source.gsd_m or predictor.metadata.gsd_m, workdir
     )
-    for index, block in enumerate(blocks):
-        block_progress = _sub_progress(progress, index, len(blocks))
-        prob.write(
-            int(block.core.row_off),
-            int(block.core.col_off),
-            _predict_block(source, predictor, block, halo, scale, block_progress),
-        )
+    margin_px = predictor.config.nodata_margin_m / (source.gsd_m or predictor.metadata.gsd_m)
+    resampled = grid != shape
+
+    def read(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray | None]:
+        out = (rows.stop - rows.start, cols.stop - cols.start)
+        chip = source.read(_scaled_window(rows, cols, step, shape), out if resampled else None)
+        return chip.data, chip.valid
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / max(total, 1))
+
+    if not resampled:
+
+        def write(row: int, col: int, block: np.ndarray) -> None:
+            prob.write(row, col, _drop_nodata(source, row, col, block, margin_px))
+
+        predictor.predict_stream(grid, read, write, report)
+    else:
+        grid_path = workdir / "model-grid.tif"
+        with _grid_writer(grid_path, grid) as dst:
+
+            def write_grid(row: int, col: int, block: np.ndarray) -> None:
+                window = Window(col, row, block.shape[1], block.shape[0])
+                dst.write(_quantise(block)[None], window=window)
+
+            predictor.predict_stream(grid, read, write_grid, report)
+        _resample_back(grid_path, step, source, prob, margin_px)
+        grid_path.unlink(missing_ok=True)
     if progress:
         progress(1.0)
     return prob
 
 
-def _predict_block(
-    source: RasterSource,
-    predictor: Predictor,
-    block: Block,
-    halo: Pair,
-    scale: tuple[float, float],
-    progress: Callable[[int, int], None] | None,
-) -> np.ndarray:
-    """Predict one block: read with halo, pad the halo the raster lacks, predict, crop core."""
-    read = block.read
-    full_shape = (int(read.height), int(read.width))
-    model_shape = (max(1, round(read.height * scale[0])), max(1, round(read.width * scale[1])))
-    chip = source.read(read, model_shape)
-    # Blocks on the raster's edge get their missing context by reflection, so every block
-    # is predicted the same way and the sliding window needs no padding of its own.
-    pad = _missing_halo(block, source.height, source.width, halo, scale)
-    data = np.pad(chip.data, ((0, 0), pad[0], pad[1]), mode="reflect")
-    valid = np.pad(chip.valid, pad, mode="reflect")
-    prob = predictor.predict(data, valid, progress=progress, margin=0)
-    prob = prob[pad[0][0] : prob.shape[0] - pad[0][1], pad[1][0] : prob.shape[1] - pad[1][1]]
-    if model_shape != full_shape:
-        prob = resize(
-            prob,
-            full_shape,
-            order=1,
-            mode="edge",
-            anti_aliasing=max(scale) > 1,
-            preserve_range=True,
-        ).astype(np.float32)
-        prob[~source.read_valid(read)] = 0.0
-    r0 = int(block.core.row_off - read.row_off)
-    c0 = int(block.core.col_off - read.col_off)
-    return prob[r0 : r0 + int(block.core.height), c0 : c0 + int(block.core.width)]
-
-
-def _missing_halo(
-    block: Block, height: int, width: int, halo: Pair, scale: tuple[float, float]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Model pixels of halo to add by reflection on each side where the raster ends."""
-    core, read = block.core, block.read
-
-    def side(have: float, axis: int) -> int:
-        return max(0, round((halo[axis] - have) * scale[axis]))
-
-    return (
-        (
-            side(core.row_off - read.row_off, 0),
-            side(read.row_off + read.height - core.row_off - core.height, 0),
-        ),
-        (
-            side(core.col_off - read.col_off, 1),
-            side(read.col_off + read.width - core.col_off - core.width, 1),
-        ),
+def _scaled_window(rows: slice, cols: slice, step: tuple[float, float], shape: Pair) -> Window:
+    """The input window (fractional) under a window of the model grid."""
+    row0, col0 = rows.start * step[0], cols.start * step[1]
+    return Window(
+        col0,
+        row0,
+        min(shape[1] - col0, (cols.stop - cols.start) * step[1]),
+        min(shape[0] - row0, (rows.stop - rows.start) * step[0]),
     )
 
 
-def _sub_progress(
-    progress: Progress | None, index: int, count: int
-) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
+def _quantise(prob: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
 
-    def report(done: int, total: int) -> None:
-        progress((index + done / max(total, 1)) / count)
 
-    return report
+def _grid_writer(path: Path, grid: Pair) -> rasterio.io.DatasetWriter:
+    """An uncompressed, tiled scratch GeoTIFF for the model-grid probabilities."""
+    profile = {"driver": "GTiff", "height": grid[0], "width": grid[1], "count": 1}
+    profile.update(dtype="uint8", BIGTIFF="IF_SAFER")
+    if min(grid) >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, "w", **profile)
+
+
+def _resample_back(
+    grid_path: Path,
+    step: tuple[float, float],
+    source: RasterSource,
+    prob: ProbabilityMap,
+    margin_px: float,
+    size: int = 2048,
+) -> None:
+    """Bilinear (area-aware when shrinking) resampling of the model grid to the raster's grid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        grid = rasterio.open(grid_path)
+    with grid:
+        for row in range(0, source.height, size):
+            for col in range(0, source.width, size):
+                h, w = min(size, source.height - row), min(size, source.width - col)
+                window = Window(
+                    col / step[1],
+                    row / step[0],
+                    min(grid.width - col / step[1], w / step[1]),
+                    min(grid.height - row / step[0], h / step[0]),
+                )
+                data = grid.read(1, window=window, out_shape=(h, w), resampling=Resampling.bilinear)
+                block = data.astype(np.float32) / 255.0
+                prob.write(row, col, _drop_nodata(source, row, col, block, margin_px))
+
+
+def _drop_nodata(
+    source: RasterSource, row: int, col: int, block: np.ndarray, margin_px: float
+) -> np.ndarray:
+    """Zero the block where the raster has no data, or is within ``margin_px`` of no-data."""
+    h, w = block.shape
+    pad = math.ceil(margin_px) + 1 if margin_px > 0 else 0
+    r0, c0 = max(0, row - pad), max(0, col - pad)
+    r1, c1 = min(source.height, row + h + pad), min(source.width, col + w + pad)
+    valid = source.read_valid(Window(c0, r0, c1 - c0, r1 - r0))
+    if valid.all():
+        return block
+    keep = shrink_valid(valid, margin_px)[row - r0 : row - r0 + h, col - c0 : col - c0 + w]
+    block[~keep] = 0.0
+    return block
 
 
 def extract_roads(
@@ -201,7 +207,6 @@ def extract_roads(
 def run_source(
     source: RasterSource,
     predictor: Predictor,
-    icfg: InferenceConfig,
     vcfg: VectorizeConfig,
     workdir: Path,
     *,
@@ -211,22 +216,14 @@ def run_source(
 ) -> dict:
     """The whole engine on an open source: probability → roads, with provenance attached.
 
-    The CLI and the service jobs both run this. ``keep`` sees the probability map before the
-    scratch files go (the CLI's ``--mask-out``/``--prob-out``); the map lives in ``workdir``.
+    The CLI and the service jobs both run this, with what :func:`build_engine` configured;
+    the provenance records the predictor's own configuration, so it names what ran. ``keep``
+    sees the probability map before the scratch files go (the CLI's ``--mask-out`` and
+    ``--prob-out``); the map lives in ``workdir``.
     """
-    prob = predict_probability(source, predictor, icfg, workdir, model_progress)
+    prob = predict_probability(source, predictor, workdir, model_progress)
     collection = extract_roads(prob, vcfg, vector_progress)
     if keep is not None:
         keep(prob)
-    collection["sanchari"] = provenance(predictor.metadata, source, icfg, vcfg)
+    collection["sanchari"] = provenance(predictor, source, vcfg)
     return collection
-
-
-def iter_inputs(paths: list[Path]) -> Iterator[Path]:
-    """Expand directories into the rasters they hold (GeoTIFF, JPEG, PNG), sorted by name."""
-    suffixes = {".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".vrt"}
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
-        else:
-            yield path

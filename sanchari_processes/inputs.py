@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, TTA_MODES
 from sanchari_processes.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -22,9 +23,6 @@ if TYPE_CHECKING:
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOTIFF = "image/tiff; application=geotiff"
-#: Test-time augmentation modes (the CLI's ``--tta`` choices are these).
-TTA_MODES = ("none", "flip4", "d4")
-DEFAULT_TTA = "flip4"
 
 LATITUDE = {"type": "number", "minimum": -90, "maximum": 90}
 LONGITUDE = {"type": "number", "minimum": -180, "maximum": 180}
@@ -54,7 +52,7 @@ IMAGE = {"oneOf": [IMAGE_REF, {"type": "string", "minLength": 1, "maxLength": 20
 THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 TTA = {"type": "string", "enum": list(TTA_MODES), "default": DEFAULT_TTA}
 WINDOW = {"type": "integer", "minimum": 64, "default": 1024}
-SIMPLIFY = {"type": "number", "minimum": 0, "maximum": 100, "default": 1.0}
+SIMPLIFY = {"type": "number", "minimum": 0, "maximum": 100, "default": DEFAULT_SIMPLIFY_M}
 #: Inputs whose numbers must be finite (JSON cannot say NaN, but Python's parser can).
 _FINITE = ("latitude", "longitude", "threshold", "simplify_m", "scale")
 
@@ -131,19 +129,20 @@ def engine_inputs() -> dict[str, InputSpec]:
 
 
 @dataclass(frozen=True)
-class EngineOptions:
-    """The engine options of a validated request (``None``: the model's or config's default)."""
+class RequestOptions:
+    """The engine options of a validated request (``None``: the model's or config's default);
+    :meth:`EngineSettings.options` turns them into the one engine builder's options."""
 
     threshold: float | None = None
     tta: str | None = None
-    simplify_m: float = 1.0
+    simplify_m: float = DEFAULT_SIMPLIFY_M
 
     @classmethod
-    def parse(cls, inputs: Mapping[str, Any]) -> EngineOptions:
+    def parse(cls, inputs: Mapping[str, Any]) -> RequestOptions:
         return cls(
             threshold=inputs.get("threshold"),
             tta=inputs.get("tta"),
-            simplify_m=float(inputs.get("simplify_m", 1.0)),
+            simplify_m=float(inputs.get("simplify_m", DEFAULT_SIMPLIFY_M)),
         )
 
 

@@ -6,11 +6,16 @@ from dataclasses import asdict
 from typing import Any
 
 from sanchari_processes import __version__
-from sanchari_processes.config import InferenceConfig, VectorizeConfig
+from sanchari_processes.config import VectorizeConfig
 
 
-def provenance(meta: Any, source: Any, icfg: InferenceConfig, vcfg: VectorizeConfig) -> dict:
-    """A JSON-able record of how a FeatureCollection was made (a GeoJSON foreign member)."""
+def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
+    """A JSON-able record of how a FeatureCollection was made (a GeoJSON foreign member).
+
+    The inference settings come from the predictor that ran, with its resolved device, backend
+    and batch size, so the record cannot differ from what produced the roads.
+    """
+    meta, icfg = predictor.metadata, predictor.config
     return {
         "version": __version__,
         "model": {
@@ -26,6 +31,15 @@ def provenance(meta: Any, source: Any, icfg: InferenceConfig, vcfg: VectorizeCon
             "gsd_m": source.gsd_m,
             "bands": list(source.bands),
         },
-        "inference": {"tta": icfg.tta, "patch_size": icfg.patch_size, "stride": icfg.stride},
+        "inference": {
+            "tta": icfg.tta,
+            "patch_size": icfg.patch_size,
+            "stride": icfg.stride,
+            "edge_margin": icfg.edge_margin,
+            "batch_size": icfg.batch_size,
+            "backend": predictor.runner.name,
+            "device": predictor.runner.device,
+            "int8": icfg.int8,
+        },
         "vectorize": {k: v for k, v in asdict(vcfg).items() if k != "progress"},
     }

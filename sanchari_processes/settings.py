@@ -15,6 +15,25 @@ def default_weights() -> Path:
     return Path(env) if env else SHIPPED_WEIGHTS
 
 
+def default_cache_dir() -> Path:
+    """``SANCHARI_CACHE_DIR`` if set, else the user's cache folder (e.g. ``~/.cache/sanchari``).
+
+    It holds the exported models (by checkpoint SHA-256) and the compiled skeleton-graph code;
+    everything there is rebuilt when missing, so it is safe to delete.
+    """
+    env = os.environ.get("SANCHARI_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sanchari", appauthor=False))
+
+
+def default_backend() -> str:
+    """``SANCHARI_BACKEND`` if set, else ``auto`` (checked where it is used)."""
+    return os.environ.get("SANCHARI_BACKEND") or "auto"
+
+
 #: GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB box) and fills up when a large
 #: raster is streamed; windows are read once each, so a small cache loses nothing.
 GDAL_CACHE_MB = 128

@@ -6,7 +6,7 @@ Inference fixtures build a tiny random-weight U-Net++ (MobileNetV3-small x0.5 en
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,15 @@ def save_tiny_checkpoint(
     fields: dict[str, Any] = {"model_id": "tiny-test", "gsd_m": 0.5, "threshold": 0.45}
     fields.update(meta)
     return make_untrained_checkpoint(path, architecture, seed=seed, half=half, **fields)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported models and compiled code go to a session folder, never the user's cache."""
+    folder = tmp_path_factory.mktemp("sanchari-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SANCHARI_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

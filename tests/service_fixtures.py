@@ -92,7 +92,6 @@ def service_config(
             "batch_size": 8,
             "tta": "none",
             "stream_window": 128,
-            "stream_halo": 16,
         },
     }
     processor = config["resources"]["road-extraction"]["processor"]

@@ -26,7 +26,8 @@ def utm_tif(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["predict"], ["vectorize"], ["model-info"], ["model-init"]]
+    "command",
+    [[], ["predict"], ["vectorize"], ["model-info"], ["model-init"], ["model-export"]],
 )
 def test_every_command_has_help(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
@@ -117,6 +118,11 @@ def test_model_init_and_info(capsys, tmp_path):
         (["predict", "nope.tif", "-o", "x.geojson"], 1, "input not found"),
         (["predict", "{tif}", "-o", "x.geojson", "--weights", "{tmp}/none"], 1, "none"),
         (["predict", "{tif}", "-o", "x.geojson", "--tta", "wild"], 2, "wild"),
+        (["predict", "{tif}", "-o", "x.geojson", "--backend", "tpu"], 2, "tpu"),
+        (["predict", "{tif}", "-o", "x.geojson", "--weights", "{ckpt}", "--int8",
+          "--backend", "torch"], 1, "int8"),
+        (["model-export", "{ckpt}", "--int8"], 2, "--calibration"),
+        (["model-export", "{ckpt}", "--int8", "--calibration", "{tmp}/none"], 1, "not found"),
         (["predict", "{tif}", "-o", "x.geojson", "--threshold", "2"], 2, "threshold"),
         (["predict", "{tif}", "-o", "a.geojson", "--out-dir", "d"], 2, "exactly one"),
         (["predict", "{tif}"], 2, "exactly one"),
@@ -157,3 +163,52 @@ def test_failed_run_keeps_existing_output(capsys, tmp_path, utm_tif):
     out.write_text("precious")
     code, _, _ = run(capsys, "predict", str(utm_tif), "-o", str(out), "--weights", "missing")
     assert code == 1 and out.read_text() == "precious"
+
+
+def test_provenance_names_what_ran(capsys, tmp_path, utm_tif, tiny_checkpoint):
+    out = tmp_path / "roads.geojson"
+    code, _, err = run(
+        capsys, "predict", str(utm_tif), "-o", str(out), "--weights", str(tiny_checkpoint),
+        "--tta", "flip4", "--backend", "torch", "--threshold", "0.3", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(out.read_text())["sanchari"]
+    assert record["inference"]["backend"] == "torch" and record["inference"]["tta"] == "flip4"
+    assert record["inference"]["batch_size"] == 1 and record["inference"]["device"] == "cpu"
+    assert record["vectorize"]["threshold"] == 0.3
+
+
+def test_model_export_builds_the_cache(capsys, tmp_path, tiny_checkpoint):
+    cache = tmp_path / "cache"
+    code, _, err = run(capsys, "model-export", str(tiny_checkpoint), "--cache-dir", str(cache))
+    assert code == 0, err
+    assert "float32 → " in err and list(cache.glob("models/*/model.onnx"))
+
+
+def test_option_lists_are_defined_once():
+    from sanchari_processes.cli import cli
+    from sanchari_processes.config import BACKENDS, TTA_MODES
+    from sanchari_processes.inputs import TTA
+
+    params = {p.name: p for p in cli.commands["predict"].params}
+    assert tuple(params["tta"].type.choices) == TTA_MODES
+    assert tuple(params["backend"].type.choices) == BACKENDS
+    assert tuple(TTA["enum"]) == TTA_MODES and TTA["default"] == params["tta"].default
+
+
+def test_a_missing_input_is_answered_before_the_model_loads(tmp_path):
+    """No torch, runtime or model is imported to say a file is missing (it took 6 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sanchari_processes.cli import main; "
+        f"rc = main(['predict', {str(tmp_path / 'nope.tif')!r}, '-o', 'x.geojson']); "
+        "heavy = {'torch', 'openvino', 'onnxruntime', 'numba'} & set(sys.modules); "
+        "print(rc, sorted(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["1", "[]"], done.stdout + done.stderr
+    assert "input not found" in done.stderr

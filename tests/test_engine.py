@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,50 +11,60 @@ from affine import Affine
 from rasterio.enums import ColorInterp
 from shapely.geometry import box, shape
 
+from sanchari_processes.build import torch_predictor
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
 from sanchari_processes.engine import (
     extract_roads,
     model_scale,
     model_scales,
-    plan_blocks,
     predict_probability,
 )
-from sanchari_processes.inference import Predictor, load_checkpoint
+from sanchari_processes.inference import Architecture, ModelMetadata, Predictor, load_checkpoint
+from sanchari_processes.inference.sliding import count_patches
 from sanchari_processes.sources import open_raster
 from tests.synthetic import road_image, write_geotiff
 
 
-class PixelPredictor:
-    """A stand-in model whose output is a known per-pixel function (red / 255).
+class PixelRunner:
+    """A stand-in network whose output is a known per-pixel function (red / 255).
 
-    Any seam, misplaced block, halo error or georeferencing slip in the streaming shows up as a
-    difference from that function. It records the image shapes it was given.
+    Any seam, misplaced block, missing context or georeferencing slip in the streaming shows up
+    as a difference from that function. It counts the patches it is given.
     """
 
-    def __init__(self, gsd_m: float = 0.5) -> None:
-        self.metadata = SimpleNamespace(gsd_m=gsd_m, bands=("red", "green", "blue"))
-        self.shapes: list[tuple[int, ...]] = []
+    name = "pixel"
+    device = "cpu"
 
-    def predict(self, image, valid=None, progress=None, margin=None):
-        self.shapes.append(image.shape)
-        prob = image[0].astype(np.float32) / 255.0
-        if valid is not None:
-            prob[~valid] = 0.0
-        if progress:
-            progress(1, 1)
-        return prob
+    def __init__(self) -> None:
+        self.patches = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.patches += len(batch)
+        return batch[:, 0] * 0.5 + 0.5  # undo the (x - 0.5) / 0.5 normalisation of red
 
 
-@pytest.mark.parametrize(("height", "width", "size", "halo"), [(100, 70, 32, 8), (5, 300, 64, 16)])
-def test_blocks_partition_the_raster(height, width, size, halo):
-    seen = np.zeros((height, width), np.int32)
-    for block in plan_blocks(height, width, size, halo):
-        c, r = int(block.core.col_off), int(block.core.row_off)
-        seen[r : r + int(block.core.height), c : c + int(block.core.width)] += 1
-        assert block.read.row_off >= 0 and block.read.col_off >= 0
-        assert block.read.row_off + block.read.height <= height
-        assert block.read.col_off + block.read.width <= width
-    assert (seen == 1).all()
+class PixelPredictor(Predictor):
+    """A real :class:`Predictor` on :class:`PixelRunner`, recording the grids it streams."""
+
+    def __init__(self, gsd_m: float = 0.5, **config) -> None:
+        meta = ModelMetadata(
+            model_id="pixel",
+            architecture=Architecture(
+                encoder_name="none", encoder_depth=3, decoder_channels=(4,) * 3
+            ),
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+            gsd_m=gsd_m,
+        )
+        super().__init__(PixelRunner(), meta, InferenceConfig(**{**_SMALL, **config}))
+        self.grids: list[tuple[int, int]] = []
+
+    def predict_stream(self, shape, read, write, progress=None):
+        self.grids.append(shape)
+        return super().predict_stream(shape, read, write, progress)
+
+
+_SMALL = {"patch_size": 64, "stride": 48}
 
 
 def test_model_scale():
@@ -65,17 +74,19 @@ def test_model_scale():
     assert model_scale(None, 0.5) == 1.0
 
 
-def test_streamed_blocks_reassemble_exactly(tmp_path):
+def test_streamed_blocks_reassemble_exactly_with_each_patch_once(tmp_path):
     data = road_image(130, 170)
     path = write_geotiff(tmp_path / "a.tif", data)
-    cfg = InferenceConfig(stream_window=48, stream_halo=8)
+    model = PixelPredictor(stream_window=48)  # one stride per block: the most seams
     fractions: list[float] = []
     with open_raster(path) as src:
-        prob = predict_probability(src, PixelPredictor(), cfg, tmp_path, fractions.append)
+        prob = predict_probability(src, model, tmp_path, fractions.append)
         out = prob[0:130, 0:170]
     expected = np.rint(data[0] / 255.0 * 255) / 255.0
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    # The block halo and the patch overlap are one: no patch is predicted twice.
+    assert model.runner.patches == count_patches((130, 170), 64, 48, margin=0) == 12
 
 
 def test_finer_input_is_resampled_to_model_gsd_and_back(tmp_path):
@@ -85,11 +96,10 @@ def test_finer_input_is_resampled_to_model_gsd_and_back(tmp_path):
     path = write_geotiff(tmp_path / "fine.tif", ramp, transform=transform)
     model = PixelPredictor(gsd_m=0.5)
     with open_raster(path) as src:
-        prob = predict_probability(src, model, InferenceConfig(), tmp_path)
+        prob = predict_probability(src, model, tmp_path)
         assert prob.shape == (160, 200)
         assert prob.transform == src.transform
-    # 80 x 100 model pixels plus the reflected halo (128 model px each side).
-    assert model.shapes[0][1:] == (80 + 256, 100 + 256)
+    assert model.grids == [(80, 100)]  # the model's grid: half the pixels along each axis
     np.testing.assert_allclose(prob[0:160, 0:200], ramp[0] / 255.0, atol=0.02)
 
 
@@ -100,16 +110,18 @@ def test_alpha_area_gets_zero_probability(tmp_path):
     interp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
     path = write_geotiff(tmp_path / "rgba.tif", np.concatenate([rgb, alpha]), colorinterp=interp)
     with open_raster(path) as src:
-        prob = predict_probability(src, PixelPredictor(), InferenceConfig(), tmp_path)
+        prob = predict_probability(src, PixelPredictor(), tmp_path)
     assert (prob[40:64, 0:64] == 0).all()
-    assert (prob[0:40, 0:64] > 0.9).all()
+    # nodata_margin_m (3 m = 6 px at 0.5 m) is dropped too: the model's view there is filled in
+    assert (prob[34:40, 0:64] == 0).all()
+    assert (prob[0:34, 0:64] > 0.9).all()
 
 
 def test_utm_roads_lie_inside_raster_in_lon_lat_order(tmp_path):
     data = road_image(256, 320)
     path = write_geotiff(tmp_path / "utm.tif", data, crs="EPSG:32633")
     with open_raster(path) as src:
-        prob = predict_probability(src, PixelPredictor(), InferenceConfig(), tmp_path)
+        prob = predict_probability(src, PixelPredictor(), tmp_path)
         roads = extract_roads(prob, VectorizeConfig(threshold=0.6))
         from rasterio.warp import transform_bounds
 
@@ -126,13 +138,15 @@ def test_utm_roads_lie_inside_raster_in_lon_lat_order(tmp_path):
 
 def test_tiny_model_end_to_end(tmp_path, tiny_checkpoint):
     path = write_geotiff(tmp_path / "utm.tif", road_image(96, 128))
-    cfg = InferenceConfig(patch_size=64, stride=32, tta="flip4", device="cpu", stream_halo=32)
-    predictor = Predictor(load_checkpoint(tiny_checkpoint, "cpu"), cfg)
+    cfg = InferenceConfig(patch_size=64, stride=32, tta="flip4", device="cpu", stream_window=32)
+    predictor = torch_predictor(load_checkpoint(tiny_checkpoint, "cpu"), cfg)
+    whole = predictor.predict(np.ascontiguousarray(road_image(96, 128)))
     with open_raster(path) as src:
-        prob = predict_probability(src, predictor, cfg, tmp_path)
+        prob = predict_probability(src, predictor, tmp_path)
         values = prob[0:96, 0:128]
         roads = extract_roads(prob, VectorizeConfig())
     assert values.shape == (96, 128) and 0.0 <= values.min() <= values.max() <= 1.0
+    np.testing.assert_allclose(values, np.rint(whole * 255) / 255, atol=1.5 / 255)
     assert roads["type"] == "FeatureCollection"
 
 
@@ -213,9 +227,9 @@ def test_anisotropic_pixels_reach_the_model_square(tmp_path):
     )
     model = PixelPredictor(gsd_m=0.5)
     with open_raster(path) as src:
-        prob = predict_probability(src, model, InferenceConfig(), tmp_path)
+        prob = predict_probability(src, model, tmp_path)
     assert prob.shape == (100, 200)
-    assert all(shape[1:] == (100 + 2 * 128, 100 + 2 * 128) for shape in model.shapes)
+    assert model.grids == [(100, 100)]
 
 
 def _rgba_half_transparent(tmp_path: Path, rgb: np.ndarray) -> tuple[Path, float]:

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from sanchari_processes.build import (
+    EngineOptions,
+    build_predictor,
+    clear_runner_cache,
+    torch_predictor,
+)
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.inference.checkpoint import (
-    LoadedModel,
-    clear_model_cache,
-    load_checkpoint,
-)
+from sanchari_processes.inference.checkpoint import LoadedModel, load_checkpoint
 from sanchari_processes.inference.nodata import shrink_valid
 from sanchari_processes.inference.predictor import Predictor, normalise
 
@@ -27,7 +29,7 @@ def loaded(tiny_checkpoint: Path) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def predictor(loaded: LoadedModel, inference_config: InferenceConfig) -> Predictor:
-    return Predictor(loaded, inference_config)
+    return torch_predictor(loaded, inference_config)
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -43,12 +45,12 @@ def test_output_shape_dtype_and_range(predictor: Predictor, size: tuple[int, int
 
 
 def test_single_patch_equals_direct_model(loaded: LoadedModel) -> None:
-    config = InferenceConfig(patch_size=64, stride=64, tta="none", device="cpu")
+    config = InferenceConfig(patch_size=64, stride=64, tta="none", device="cpu", edge_margin=0)
     image = _image(64, 64, seed=2)
     x = torch.from_numpy(normalise(image, loaded.metadata))[None]
     with torch.inference_mode():
         expected = torch.sigmoid(loaded.module(x))[0, 0].numpy()
-    np.testing.assert_allclose(Predictor(loaded, config).predict(image), expected, atol=1e-6)
+    np.testing.assert_allclose(torch_predictor(loaded, config).predict(image), expected, atol=1e-6)
 
 
 def test_normalise_uses_metadata(loaded: LoadedModel) -> None:
@@ -96,37 +98,39 @@ def test_bad_valid_mask(predictor: Predictor) -> None:
 
 def test_patch_size_must_suit_model(loaded: LoadedModel) -> None:
     with pytest.raises(InvalidInputError, match="multiple of 8"):
-        Predictor(loaded, InferenceConfig(patch_size=60, stride=30))
+        torch_predictor(loaded, InferenceConfig(patch_size=60, stride=30))
 
 
 @pytest.mark.parametrize("tta", ["none", "d4"])
 def test_tta_modes_run(loaded: LoadedModel, inference_config: InferenceConfig, tta: str) -> None:
-    prob = Predictor(loaded, replace(inference_config, tta=tta)).predict(_image(48, 56))
+    prob = torch_predictor(loaded, replace(inference_config, tta=tta)).predict(_image(48, 56))
     assert prob.shape == (48, 56) and prob.min() >= 0 and prob.max() <= 1
 
 
 def test_progress_and_metadata(predictor: Predictor, loaded: LoadedModel) -> None:
     calls: list[tuple[int, int]] = []
     predictor.predict(_image(64, 64), progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (9, 9)
+    assert calls[-1] == (1, 1)  # 64 px at 64/32 with no reflected margin: one patch
     assert predictor.metadata is loaded.metadata
     assert predictor.metadata.threshold == 0.45
 
 
-def test_from_checkpoint_shares_cached_model(
-    tiny_checkpoint: Path, inference_config: InferenceConfig
+def test_build_predictor_shares_cached_runner(
+    tiny_checkpoint: Path, inference_config: InferenceConfig, tmp_path: Path
 ) -> None:
-    clear_model_cache()
-    a = Predictor.from_checkpoint(tiny_checkpoint, inference_config)
-    b = Predictor.from_checkpoint(tiny_checkpoint.parent, inference_config)
-    assert a._loaded is b._loaded
-    clear_model_cache()
+    clear_runner_cache()
+    options = EngineOptions(tiny_checkpoint, replace(inference_config, backend="torch"))
+    a = build_predictor(options)
+    b = build_predictor(replace(options, weights=tiny_checkpoint.parent))
+    assert a.runner is b.runner and a.runner.name == "torch"
+    assert a.config.batch_size == inference_config.batch_size and a.config.device == "cpu"
+    clear_runner_cache()
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_float16_matches_cpu(tiny_checkpoint: Path, inference_config: InferenceConfig) -> None:
     image = _image(96, 80, seed=5)
-    cpu = Predictor(load_checkpoint(tiny_checkpoint, "cpu"), inference_config).predict(image)
-    gpu = Predictor(load_checkpoint(tiny_checkpoint, "cuda"), inference_config).predict(image)
+    cpu = torch_predictor(load_checkpoint(tiny_checkpoint, "cpu"), inference_config).predict(image)
+    gpu = torch_predictor(load_checkpoint(tiny_checkpoint, "cuda"), inference_config).predict(image)
     np.testing.assert_allclose(gpu, cpu, atol=1e-2)

@@ -10,8 +10,12 @@ import pytest
 from sanchari_processes.inference.sliding import (
     WEIGHT_FLOOR,
     blend_window,
+    count_patches,
     plan_axis,
+    reflect_index,
+    reflect_reader,
     sliding_window_predict,
+    stream_predict,
 )
 
 P, S = 64, 32
@@ -131,3 +135,76 @@ def test_rejects_bad_arguments() -> None:
         sliding_window_predict(image[0], channel0, patch_size=P, stride=S)
     with pytest.raises(ValueError, match="unknown blend"):
         sliding_window_predict(image, channel0, patch_size=P, stride=S, blend="box")  # type: ignore[arg-type]
+
+
+def _nonlinear(patches: np.ndarray) -> np.ndarray:
+    """A 'model' whose output depends on the whole patch, so blending errors cannot cancel."""
+    return np.tanh(patches[:, 0] + patches.mean(axis=(1, 2, 3))[:, None, None])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (40, 300), (130, 97), (200, 200)])
+@pytest.mark.parametrize(("stride", "margin"), [(S, 0), (S, None), (48, 16), (P, 0)])
+@pytest.mark.parametrize("block", [1, 64, 100, 1000])
+def test_streamed_blocks_equal_the_whole_image_and_predict_each_patch_once(
+    size: tuple[int, int], stride: int, margin: int | None, block: int
+) -> None:
+    image = np.random.default_rng(2).random((2, *size), dtype=np.float32)
+    whole = sliding_window_predict(image, _nonlinear, patch_size=P, stride=stride, margin=margin)
+    out = np.full(size, np.nan, np.float32)
+    writes: list[tuple[int, int]] = []
+    seen: list[int] = []
+
+    def write(row: int, col: int, prob: np.ndarray) -> None:
+        assert np.isnan(out[row : row + prob.shape[0], col : col + prob.shape[1]]).all()
+        out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
+        writes.append((row, col))
+
+    def predict(patches: np.ndarray) -> np.ndarray:
+        seen.append(len(patches))
+        return _nonlinear(patches)
+
+    n = stream_predict(
+        size,
+        reflect_reader(lambda r, c: image[:, r, c], *size),
+        write,
+        predict,
+        patch_size=P,
+        stride=stride,
+        batch_size=3,
+        margin=margin,
+        block=block,
+    )
+    assert n == sum(seen) == count_patches(size, P, stride, margin)
+    np.testing.assert_allclose(out, whole, atol=1e-5, rtol=0)
+    assert writes == sorted(writes)  # row-major block order
+
+
+def test_no_margin_covers_an_image_with_the_fewest_patches() -> None:
+    # 1024 px at 512/256: three patches a side, as a loop without padding would use.
+    assert count_patches((1024, 1024), 512, 256, margin=0) == 9
+    assert count_patches((1024, 1024), 512, 256) == 25
+    assert count_patches((4096, 4096), 512, 384, margin=0) == 121
+
+
+@pytest.mark.parametrize("length", [1, 2, 5, 17])
+def test_reflect_reader_matches_numpy_reflect_pad(length: int) -> None:
+    image = np.arange(3 * length * 7, dtype=np.float32).reshape(3, length, 7)
+    padded = np.pad(image, ((0, 0), (40, 40), (40, 40)), mode="reflect")
+    reads: list[tuple[slice, slice]] = []
+
+    def inside(r: slice, c: slice) -> np.ndarray:
+        reads.append((r, c))
+        return image[:, r, c]
+
+    read = reflect_reader(inside, length, 7)
+    for rows, cols in [
+        ((-5, 3), (-2, 9)),
+        ((0, length), (0, 7)),
+        ((length - 2, length + 30), (4, 30)),
+    ]:
+        got = read(slice(*rows), slice(*cols))
+        want = padded[:, rows[0] + 40 : rows[1] + 40, cols[0] + 40 : cols[1] + 40]
+        np.testing.assert_array_equal(got, want)
+    for r, c in reads:
+        assert 0 <= r.start < r.stop <= length and 0 <= c.start < c.stop <= 7
+    assert reflect_index(np.array([-1, 0, 3, 4]), 4).tolist() == [1, 0, 3, 2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sanchari_processes.errors import InvalidInputError, SettingsError
-from sanchari_processes.inputs import CRS84, EngineOptions
+from sanchari_processes.inputs import CRS84, RequestOptions
 from sanchari_processes.service.process import RoadExtractionProcessor
 from sanchari_processes.sources.base import SourceSettings
 from sanchari_processes.sources.catalogue import WindowPlan
@@ -41,7 +41,7 @@ def test_point_request_with_options(processor: RoadExtractionProcessor) -> None:
         {"latitude": lat, "longitude": lon, "tta": "d4", "window_size": 64.0, "threshold": 0.3},
     )
     assert isinstance(job.plan, WindowPlan) and (job.plan.width, job.plan.height) == (64, 64)
-    assert job.options == EngineOptions(threshold=0.3, tta="d4", simplify_m=1.0)
+    assert job.options == RequestOptions(threshold=0.3, tta="d4", simplify_m=1.0)
     assert job.parameters["window_size"] == 64.0
 
 

@@ -187,14 +187,13 @@ def test_bad_input_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_images_are_scored_at_the_model_gsd(tmp_path: Path, make_tiny_checkpoint: Callable) -> None:
     """A 1 m image for a 0.5 m model is enlarged for the model and scored on its own grid."""
+    from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
-    from sanchari_processes.inference import Predictor
     from training.evaluate import predict_at_model_gsd
 
     ckpt = make_tiny_checkpoint(tmp_path / "m.safetensors", gsd_m=0.5)
-    predictor = Predictor.from_checkpoint(
-        ckpt, InferenceConfig(patch_size=64, stride=32, tta="none", device="cpu")
-    )
+    config = InferenceConfig(patch_size=64, stride=32, tta="none", device="cpu")
+    predictor = build_predictor(EngineOptions(ckpt, config))
     seen: list[tuple[int, ...]] = []
     original = predictor.predict
 

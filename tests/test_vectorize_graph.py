@@ -192,3 +192,25 @@ def test_short_isolated_crumbs_are_removed() -> None:
     g = _graph({0: (0, 0), 1: (0, 5), 2: (50, 0), 3: (50, 60)}, [(0, 1), (2, 3)])
     assert remove_short_isolated(g, 20.0) == 1
     assert sorted(g.nodes) == [2, 3]
+
+
+def test_compiled_graph_code_is_cached_between_runs(tmp_path):
+    """sknw's numba functions compile once per cache, not once per command (~4 s each)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, pathlib, sys; "
+        "from sanchari_processes.vectorize.graph import enable_jit_cache, skeleton_graph; "
+        "enable_jit_cache(pathlib.Path(sys.argv[1])); "
+        "s = np.zeros((9, 9), bool); s[4, 1:8] = True; "
+        "print(skeleton_graph(s).number_of_edges())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=True, env=env,
+    )  # fmt: skip
+    assert done.stdout.strip() == "1", done.stderr
+    assert list(tmp_path.rglob("*.nbi")) and list(tmp_path.rglob("*.nbc"))

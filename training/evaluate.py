@@ -21,12 +21,21 @@ import cv2
 import numpy as np
 from affine import Affine
 
-from sanchari_processes.config import InferenceConfig, VectorizeConfig
+from sanchari_processes.config import (
+    BACKENDS,
+    DEFAULT_TTA,
+    DEVICES,
+    TTA_MODES,
+    InferenceConfig,
+    VectorizeConfig,
+)
 from sanchari_processes.errors import InvalidInputError
 from training import metrics
 from training.apls import AplsConfig, apls, geojson_lines, graph_from_lines
 from training.cli import ArgumentParser, positive_float, positive_int, run_main
 from training.io import IMAGE_SUFFIXES, read_binary, read_rgb, write_binary
+
+_DEFAULTS = InferenceConfig()
 
 
 @dataclass(frozen=True)
@@ -287,10 +296,21 @@ def _parser() -> ArgumentParser:
         "(default: the model's), and APLS needs it (manifests carry their own)",
     )
     parser.add_argument("--no-apls", action="store_true", help="skip APLS (faster)")
-    parser.add_argument("--tta", choices=("none", "flip4", "d4"), default="flip4")
-    parser.add_argument("--patch", type=positive_int, default=512, help="model patch size")
-    parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA)
+    parser.add_argument("--patch", type=positive_int, default=_DEFAULTS.patch_size)
+    parser.add_argument(
+        "--stride", type=positive_int, help="patch step (default: 3/4 of the patch)"
+    )
+    parser.add_argument(
+        "--edge-margin", type=int, default=0, help="reflected context at image edges, px"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--backend", default="auto", choices=BACKENDS, help="inference runtime (as predict)"
+    )
+    parser.add_argument("--int8", action="store_true", help="the int8 model (model-export)")
+    parser.add_argument("--cache-dir", type=Path, help="exported-model cache")
     parser.add_argument("--limit", type=positive_int, help="score only the first N images")
     parser.add_argument("--per-image", action="store_true", help="add per-image scores")
     parser.add_argument("--save-pred", type=Path, help="write predicted masks here")
@@ -314,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write("note: APLS skipped: pass --gsd M (metres per pixel) to score it\n")
             args.no_apls = True
     elif args.weights is not None:
-        from sanchari_processes.inference import Predictor
+        from sanchari_processes.build import EngineOptions, build_predictor
 
         if args.manifest is not None:
             samples = manifest_samples(args.manifest, args.split)
@@ -322,14 +342,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples = folder_samples(args.truth, args.valid, images=args.images)
         else:
             raise InvalidInputError("--weights needs --manifest, or --images and --truth")
-        config = InferenceConfig(
-            patch_size=args.patch,
-            stride=args.patch // 2,
-            batch_size=args.batch_size,
-            tta=args.tta,
-            device=args.device,
-        )
-        predictor = Predictor.from_checkpoint(args.weights, config)
+        try:
+            config = InferenceConfig(
+                patch_size=args.patch,
+                stride=args.stride,
+                batch_size=args.batch_size,
+                tta=args.tta,
+                device=args.device,
+                backend=args.backend,
+                int8=args.int8,
+                edge_margin=args.edge_margin,
+            )
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+        options = EngineOptions(args.weights, inference=config, cache_dir=args.cache_dir)
+        predictor = build_predictor(options)
         threshold = predictor.metadata.threshold if threshold is None else threshold
         if args.gsd is None and args.manifest is None:
             args.gsd = predictor.metadata.gsd_m
@@ -348,9 +375,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_pred=args.save_pred,
         per_image=args.per_image,
     )
-    if args.weights is not None:
+    if predictor is not None:
         report["weights"] = str(args.weights)
         report["tta"] = args.tta
+        cfg = predictor.config
+        report["inference"] = {
+            "backend": predictor.runner.name,
+            "int8": cfg.int8,
+            "patch_size": cfg.patch_size,
+            "stride": cfg.stride,
+            "edge_margin": cfg.edge_margin,
+        }
     text = json.dumps(report, indent=2)
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")

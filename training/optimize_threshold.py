@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sanchari_processes.config import InferenceConfig
+from sanchari_processes.build import torch_predictor
+from sanchari_processes.config import DEFAULT_TTA, TTA_MODES, InferenceConfig
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.inference import Predictor, load_checkpoint, save_checkpoint
+from sanchari_processes.inference import load_checkpoint, save_checkpoint
 from training.cli import ArgumentParser, positive_int, run_main
 from training.evaluate import Prediction, evaluate, manifest_samples, predict_samples
 from training.metrics import HIST_BINS, best_threshold, probability_histograms, search_thresholds
@@ -48,7 +49,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--manifest", type=Path, required=True, help="preprocess manifest")
     parser.add_argument("--split", default="val", help="manifest split (default val)")
     parser.add_argument("-o", "--out", type=Path, help="write here (default: update in place)")
-    parser.add_argument("--tta", choices=("none", "flip4", "d4"), default="flip4")
+    parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA)
     parser.add_argument("--patch", type=positive_int, default=512)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--limit", type=positive_int, help="use only the first N images")
@@ -65,11 +66,9 @@ def _parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     samples = manifest_samples(args.manifest, args.split)[: args.limit]
-    config = InferenceConfig(
-        patch_size=args.patch, stride=args.patch // 2, tta=args.tta, device=args.device
-    )
+    config = InferenceConfig(patch_size=args.patch, tta=args.tta, device=args.device)
     loaded = load_checkpoint(args.weights, config.device)
-    predictor = Predictor(loaded, config)
+    predictor = torch_predictor(loaded, config)
     thresholds = search_thresholds()
     predictions: Iterable[Prediction] = predict_samples(samples, predictor)
     if args.report is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sanchari_processes.config import BACKENDS, DEVICES, TTA_MODES
 from sanchari_processes.errors import InvalidInputError
 from training.cli import ArgumentParser, fraction, positive_float, positive_int, run_main
 from training.io import IMAGE_SUFFIXES, read_rgb, write_binary
@@ -105,7 +106,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--gsd", type=positive_float, required=True, help="metres per pixel of the images"
     )
-    parser.add_argument("--tta", choices=("none", "flip4", "d4"), default="d4")
+    parser.add_argument("--tta", choices=TTA_MODES, default="d4")
     parser.add_argument(
         "--road", type=fraction, default=0.7, help="road where p >= this (default 0.7)"
     )
@@ -118,8 +119,9 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--min-road-m2", type=positive_float, default=50.0, help="smaller road specks ignored"
     )
-    parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="as predict's")
     return parser
 
 
@@ -129,13 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     images = _images(args.images)
     if args.out.exists() and any(args.out.iterdir()):
         raise InvalidInputError(f"{args.out}: not empty; choose a new output folder")
+    from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
-    from sanchari_processes.inference import Predictor
 
-    predictor = Predictor.from_checkpoint(
-        args.weights,
-        InferenceConfig(tta=args.tta, batch_size=args.batch_size, device=args.device),
+    config = InferenceConfig(
+        tta=args.tta, batch_size=args.batch_size, device=args.device, backend=args.backend
     )
+    predictor = build_predictor(EngineOptions(args.weights, config))
     rows = label_folder(images, predictor, args.out, config, args.gsd)
     summary = {
         "weights": str(args.weights),

@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from sanchari_processes import __version__
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
 from sanchari_processes.inference.model import Architecture, build_model, get_preset
+
+if TYPE_CHECKING:  # torch takes seconds to import: metadata and hashes do without it
+    import torch
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -196,6 +196,8 @@ class LoadedModel:
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """Map ``auto``/``cpu``/``cuda`` to a device; asking for absent CUDA is a caller error."""
+    import torch
+
     if isinstance(name, torch.device):
         return name
     if name == "auto":
@@ -297,6 +299,9 @@ def save_checkpoint(
     could not be loaded back is never written.
     """
     p = Path(path)
+    import torch
+    from safetensors.torch import save_file
+
     stem = p.with_suffix("") if p.suffix in (WEIGHTS_SUFFIX, METADATA_SUFFIX) else p
     weights = stem.parent / (stem.name + WEIGHTS_SUFFIX)
     meta_path = stem.parent / (stem.name + METADATA_SUFFIX)
@@ -343,6 +348,8 @@ def make_untrained_checkpoint(
     The output is flagged ``metrics["untrained"] = True`` so tools can warn that it is noise.
     The global torch RNG is left untouched.
     """
+    import torch
+
     architecture = get_preset(preset) if isinstance(preset, str) else preset
     name = preset if isinstance(preset, str) else architecture.encoder_name
     with torch.random.fork_rng(devices=[]):
@@ -378,6 +385,8 @@ def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device) -> LoadedModel:
     """Load and fully validate a checkpoint; any problem is one ModelMissingError line."""
+    from safetensors.torch import load_file
+
     weights, _ = checkpoint_paths(path)
     metadata = read_metadata(weights)
     dev = resolve_device(device)
@@ -421,6 +430,8 @@ def _as_float(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_float_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """A ``.safetensors`` state dict on the CPU with floating tensors as float32 (training
     starts, resumes and mines from float16 release files as well as its own checkpoints)."""
+    from safetensors.torch import load_file
+
     return _as_float(load_file(str(path), device="cpu"))
 
 

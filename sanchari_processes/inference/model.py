@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from typing import Any
-
-import segmentation_models_pytorch as smp
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sanchari_processes.errors import InvalidInputError
+
+if TYPE_CHECKING:  # torch and smp take seconds to import: only building a network needs them
+    import torch
 
 #: Architectures :func:`build_model` knows how to build.
 SUPPORTED_ARCHS = ("UnetPlusPlus",)
@@ -93,6 +93,8 @@ class Architecture:
 
 def build_model(architecture: Architecture) -> torch.nn.Module:
     """Build the untrained network described by ``architecture`` (never downloads weights)."""
+    import segmentation_models_pytorch as smp
+
     try:
         return smp.UnetPlusPlus(
             encoder_name=architecture.encoder_name,

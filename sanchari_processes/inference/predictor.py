@@ -1,27 +1,32 @@
-"""Run a loaded model over a whole image: normalise, slide, augment, blend, mask no-data.
+"""Run a model over an image: normalise, slide, augment, blend, mask no-data.
 
-The predictor holds no state besides the model and its configuration, so one instance can be
-reused for many images (and the model itself comes from the per-process cache).
+The predictor holds no state besides its runner (the model on a backend) and its
+configuration, so one instance serves many images. It never imports torch itself: the runner
+decides what runs the network.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.inference.checkpoint import LoadedModel, ModelMetadata, load_model_cached
+from sanchari_processes.inference.backends import Runner, default_batch_size
+from sanchari_processes.inference.checkpoint import ModelMetadata
 from sanchari_processes.inference.nodata import fill_smooth, shrink_valid
-from sanchari_processes.inference.sliding import sliding_window_predict
-from sanchari_processes.inference.tta import predict_with_tta
+from sanchari_processes.inference.sliding import (
+    RegionWriter,
+    reflect_reader,
+    stream_predict,
+)
 
 ProgressFn = Callable[[int, int], None]
+#: ``read(rows, cols)`` -> ``(raw pixels (C, h, w), valid (h, w))`` of a window inside the grid.
+RawReader = Callable[[slice, slice], tuple[np.ndarray, np.ndarray | None]]
 
 
 def normalise(image: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
@@ -48,58 +53,44 @@ def _tqdm_progress(enabled: bool) -> Iterator[ProgressFn | None]:
 
 
 class Predictor:
-    """Turns raw imagery into a road-probability map with one loaded model."""
+    """Turns raw imagery into a road-probability map with one model runner."""
 
-    def __init__(self, loaded: LoadedModel, config: InferenceConfig) -> None:
-        multiple = loaded.metadata.architecture.size_multiple
+    def __init__(self, runner: Runner, metadata: ModelMetadata, config: InferenceConfig) -> None:
+        multiple = metadata.architecture.size_multiple
         if config.patch_size % multiple:
             raise InvalidInputError(
                 f"patch_size {config.patch_size} must be a multiple of {multiple} for this model"
             )
-        self._loaded = loaded
+        self._runner = runner
+        self._metadata = metadata
         self._config = config
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], config: InferenceConfig) -> Predictor:
-        """Predictor for a checkpoint on ``config.device``, loaded once per process."""
-        return cls(load_model_cached(path, config.device), config)
 
     @property
     def metadata(self) -> ModelMetadata:
         """The model's metadata (bands, normalisation, GSD, recommended threshold)."""
-        return self._loaded.metadata
+        return self._metadata
 
     @property
     def config(self) -> InferenceConfig:
         return self._config
 
-    def _predict_batch(self, patches: np.ndarray) -> np.ndarray:
-        """``(N, C, p, p)`` normalised patches -> ``(N, p, p)`` TTA-averaged probabilities."""
-        device = self._loaded.device
-        batch = torch.from_numpy(patches).to(device)
-        with (
-            torch.inference_mode(),
-            torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"),
-        ):
-            probs = predict_with_tta(self._loaded.module, batch, self._config.tta)
-        return probs[:, 0].float().cpu().numpy()
+    @property
+    def runner(self) -> Runner:
+        return self._runner
 
-    def predict(
-        self,
-        image: np.ndarray,
-        valid: np.ndarray | None = None,
-        progress: ProgressFn | None = None,
-        margin: int | None = None,
-    ) -> np.ndarray:
-        """Road probability ``(H, W)`` float32 in [0, 1] for a ``(C, H, W)`` raw-pixel image.
+    @property
+    def batch_size(self) -> int:
+        return self._config.batch_size or default_batch_size(self._runner.device)
 
-        Bands must be in ``metadata.bands`` order. Pixels where ``valid`` is False (or any band
-        is NaN/inf) are fed to the model as their nearest valid pixel, so no edge appears where
-        the data ends, and get probability 0, as does everything within
-        ``nodata_margin_m`` of them. ``margin`` is passed to
-        :func:`sliding_window_predict` (0 when the caller already padded the image with context).
+    def prepare(
+        self, image: np.ndarray, valid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(model input, valid mask)`` of raw pixels: checked, normalised, no-data filled.
+
+        Pixels where ``valid`` is False (or any band is NaN/inf) are fed to the model as the
+        local mean of the valid ones, so no edge appears where the data ends.
         """
-        bands = self.metadata.bands
+        bands = self._metadata.bands
         if image.ndim != 3 or image.shape[0] != len(bands):
             raise InvalidInputError(
                 f"image must have {len(bands)} bands ({', '.join(bands)}) as (C, H, W), "
@@ -110,22 +101,73 @@ class Predictor:
             raise InvalidInputError(
                 f"valid must be a boolean ({height}, {width}) mask, got {valid.dtype} {valid.shape}"
             )
-        x = normalise(image, self.metadata)
+        x = normalise(image, self._metadata)
         finite = np.isfinite(x).all(axis=0)
         mask = finite if valid is None else valid & finite
-        x = fill_smooth(x, mask)
+        return fill_smooth(x, mask), mask
+
+    def predict_stream(
+        self,
+        shape: tuple[int, int],
+        read: RawReader,
+        write: RegionWriter,
+        progress: ProgressFn | None = None,
+    ) -> int:
+        """Stream a ``shape`` image through the model; returns the number of patches.
+
+        ``read`` serves raw pixels of windows inside the image; ``write`` receives the final
+        probabilities (0..1, no-data not yet zeroed: the caller knows its mask) block by block.
+        """
+
+        def prepared(rows: slice, cols: slice) -> np.ndarray:
+            return self.prepare(*read(rows, cols))[0]
+
+        return self._stream(shape, prepared, write, progress)
+
+    def _stream(
+        self,
+        shape: tuple[int, int],
+        prepared: Callable[[slice, slice], np.ndarray],
+        write: RegionWriter,
+        progress: ProgressFn | None,
+    ) -> int:
+        def clipped(row: int, col: int, prob: np.ndarray) -> None:
+            write(row, col, np.clip(prob, 0.0, 1.0, out=prob))
 
         cfg = self._config
         with _tqdm_progress(cfg.progress and progress is None) as bar:
-            prob = sliding_window_predict(
-                x,
-                self._predict_batch,
+            return stream_predict(
+                shape,
+                reflect_reader(prepared, *shape),
+                clipped,
+                self._runner,
                 patch_size=cfg.patch_size,
                 stride=cfg.stride,
-                batch_size=cfg.batch_size,
+                batch_size=self.batch_size,
+                margin=cfg.edge_margin,
+                block=cfg.stream_window,
                 progress=progress or bar,
-                margin=margin,
             )
-        np.clip(prob, 0.0, 1.0, out=prob)
-        prob[~shrink_valid(mask, cfg.nodata_margin_m / self.metadata.gsd_m)] = 0.0
-        return prob
+
+    def predict(
+        self,
+        image: np.ndarray,
+        valid: np.ndarray | None = None,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Road probability ``(H, W)`` float32 in [0, 1] for a ``(C, H, W)`` raw-pixel image.
+
+        Bands must be in ``metadata.bands`` order. Invalid pixels (``valid`` False, or any band
+        NaN/inf) are filled (:meth:`prepare`) and get probability 0, as does everything within
+        ``nodata_margin_m`` of them. The same streaming as a raster, over an array.
+        """
+        x, mask = self.prepare(image, valid)
+        height, width = mask.shape
+        out = np.empty((height, width), np.float32)
+
+        def write(row: int, col: int, prob: np.ndarray) -> None:
+            out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
+
+        self._stream((height, width), lambda r, c: x[:, r, c], write, progress)
+        out[~shrink_valid(mask, self._config.nodata_margin_m / self._metadata.gsd_m)] = 0.0
+        return out

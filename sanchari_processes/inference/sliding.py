@@ -1,10 +1,16 @@
-"""Sliding-window prediction with smooth blending (nnU-Net style), pure NumPy.
+"""Sliding-window prediction with smooth blending (nnU-Net style), streamed, pure NumPy.
 
 A CNN is least reliable near its patch borders, so patches overlap and each prediction is
-weighted by a window that peaks at the patch centre: ``sum(w * p) / sum(w)``. The image is
-reflect-padded so that its own borders get the same overlap as its interior, and so that images
-smaller than a patch work. The model is hidden behind ``predict_batch``, keeping this module free
-of torch and testable with plain functions.
+weighted by a window that peaks at the patch centre: ``sum(w * p) / sum(w)``. The patches lie on
+one grid over the whole image, whose edges are reflect-padded by ``margin`` (plus the slack
+needed to fit a whole number of strides), so images smaller than a patch work too.
+
+Large images stream: :func:`stream_predict` walks the grid in blocks of patches and keeps only
+the overlap that spills into the next blocks (``patch - stride`` pixels), so every patch is
+predicted exactly once, the context a block needs is the overlap it shares with its
+neighbours, and memory depends on the block size and the image width, not on its area. The
+model is hidden behind ``predict_batch``, keeping this module free of torch and testable with
+plain functions.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ BlendMode = Literal["gaussian", "hann"]
 #: Smallest weight relative to the centre, so corners still count and sum(w) is never 0.
 WEIGHT_FLOOR = 1e-3
 
+#: ``read(rows, cols)``: the ``(C, h, w)`` float32 model input for a window of the grid that may
+#: reach past its edges (negative or too-large indices); see :func:`reflect_reader`.
+RegionReader = Callable[[slice, slice], np.ndarray]
+#: ``write(row, col, prob)``: final probabilities for a window inside the grid.
+RegionWriter = Callable[[int, int, np.ndarray], None]
+PredictBatch = Callable[[np.ndarray], np.ndarray]
+Progress = Callable[[int, int], None]
+
 
 @dataclass(frozen=True)
 class AxisPlan:
@@ -28,6 +42,11 @@ class AxisPlan:
     pad_before: int
     pad_after: int
     starts: tuple[int, ...]
+
+    @property
+    def grid_starts(self) -> tuple[int, ...]:
+        """Patch starts in image coordinates (the first is negative when the edge is padded)."""
+        return tuple(s - self.pad_before for s in self.starts)
 
 
 def plan_axis(length: int, patch_size: int, stride: int, margin: int | None = None) -> AxisPlan:
@@ -52,6 +71,15 @@ def plan_axis(length: int, patch_size: int, stride: int, margin: int | None = No
     return AxisPlan(pad_before, padded - length - pad_before, tuple(i * stride for i in range(n)))
 
 
+def count_patches(
+    shape: tuple[int, int], patch_size: int, stride: int, margin: int | None = None
+) -> int:
+    """How many patches (forward passes without TTA) an image of ``shape`` takes."""
+    rows = plan_axis(shape[0], patch_size, stride, margin)
+    cols = plan_axis(shape[1], patch_size, stride, margin)
+    return len(rows.starts) * len(cols.starts)
+
+
 def blend_window(patch_size: int, blend: BlendMode = "gaussian") -> np.ndarray:
     """``(patch, patch)`` float32 weights peaking at 1 in the centre, floored at WEIGHT_FLOOR.
 
@@ -69,59 +97,198 @@ def blend_window(patch_size: int, blend: BlendMode = "gaussian") -> np.ndarray:
     return np.maximum(w / w.max(), WEIGHT_FLOOR).astype(np.float32)
 
 
-def sliding_window_predict(
-    image: np.ndarray,
-    predict_batch: Callable[[np.ndarray], np.ndarray],
+def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Map indices outside ``0..length-1`` into it by reflection (NumPy's ``reflect`` pad)."""
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    folded = np.mod(index, period)
+    return np.where(folded >= length, period - folded, folded)
+
+
+def reflect_reader(
+    read_inside: Callable[[slice, slice], np.ndarray], height: int, width: int
+) -> RegionReader:
+    """A :data:`RegionReader` over a ``height × width`` image from one that reads inside it.
+
+    Windows reaching past the edges are served by reading the smallest inside window that holds
+    their reflection, so a streamed block at the border sees what a whole-image pad would give.
+    """
+
+    def read(rows: slice, cols: slice) -> np.ndarray:
+        r = reflect_index(np.arange(rows.start, rows.stop), height)
+        c = reflect_index(np.arange(cols.start, cols.stop), width)
+        r0, c0 = int(r.min()), int(c.min())
+        inside = read_inside(slice(r0, int(r.max()) + 1), slice(c0, int(c.max()) + 1))
+        if r0 == rows.start and c0 == cols.start and inside.shape[-2:] == (len(r), len(c)):
+            return inside
+        return inside[..., r - r0, :][..., c - c0]
+
+    return read
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One block along an axis: its patch starts, the pixels it reads and those it finalises."""
+
+    starts: tuple[int, ...]
+    begin: int  # first pixel of the block's first patch
+    done: int  # pixels before this are final once the block is predicted
+    end: int  # one past the last pixel of its last patch
+
+
+def _spans(starts: tuple[int, ...], patch: int, per_block: int) -> list[_Span]:
+    spans = []
+    for i in range(0, len(starts), per_block):
+        own = starts[i : i + per_block]
+        end = own[-1] + patch
+        done = starts[i + per_block] if i + per_block < len(starts) else end
+        spans.append(_Span(own, own[0], done, end))
+    return spans
+
+
+def stream_predict(
+    shape: tuple[int, int],
+    read: RegionReader,
+    write: RegionWriter,
+    predict_batch: PredictBatch,
     *,
     patch_size: int = 512,
     stride: int = 256,
-    batch_size: int = 4,
-    blend: BlendMode = "gaussian",
-    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 1,
     margin: int | None = None,
+    block: int = 2048,
+    blend: BlendMode = "gaussian",
+    progress: Progress | None = None,
+) -> int:
+    """Predict a ``height × width`` image patch by patch, block by block; returns the patches.
+
+    ``read`` gives the normalised ``(C, h, w)`` input of any window of the padded grid (see
+    :func:`reflect_reader`); ``write`` receives each final ``(h, w)`` probability window inside
+    the image, in row-major block order. ``predict_batch`` maps ``(N, C, p, p)`` float32 patches
+    to ``(N, p, p)`` values. ``block`` is the side of a block in pixels (rounded down to whole
+    strides, at least one patch). The result equals a whole-image blend up to float rounding,
+    because every pixel sums the same patches with the same weights whatever the blocking.
+    """
+    if batch_size <= 0:
+        raise ValueError("batch_size must be positive")
+    height, width = shape
+    plan_y = plan_axis(height, patch_size, stride, margin)
+    plan_x = plan_axis(width, patch_size, stride, margin)
+    per_block = max(1, block // stride)
+    rows = _spans(plan_y.grid_starts, patch_size, per_block)
+    cols = _spans(plan_x.grid_starts, patch_size, per_block)
+    weight = blend_window(patch_size, blend)
+    total = len(plan_y.starts) * len(plan_x.starts)
+    x0 = cols[0].begin
+    spill = patch_size - stride
+    # What the previous band of blocks added to the first ``spill`` rows of the next one.
+    below = np.zeros((2, spill, cols[-1].end - x0), np.float32)
+    done = 0
+    for ry in rows:
+        beside = np.zeros((2, ry.end - ry.begin, spill), np.float32)
+        next_below = np.zeros_like(below)
+        for cx in cols:
+            acc = np.zeros((2, ry.end - ry.begin, cx.end - cx.begin), np.float32)
+            last_col = cx is cols[-1]
+            keep = (cx.end if last_col else cx.done) - cx.begin
+            acc[:, :spill, :keep] += below[:, :, cx.begin - x0 : cx.begin - x0 + keep]
+            acc[:, :, :spill] += beside
+            region = read(slice(ry.begin, ry.end), slice(cx.begin, cx.end))
+            origins = [(y - ry.begin, x - cx.begin) for y in ry.starts for x in cx.starts]
+            done = _blend_patches(
+                region, origins, acc, weight, predict_batch, batch_size, done, total, progress
+            )
+            beside = acc[:, :, cx.done - cx.begin :].copy()
+            height_done = ry.done - ry.begin
+            if ry.done < ry.end:
+                next_below[:, :, cx.begin - x0 : cx.begin - x0 + keep] = acc[:, height_done:, :keep]
+            _write_final(acc[:, :height_done, :keep], ry.begin, cx.begin, shape, write)
+        below = next_below
+    return total
+
+
+def _blend_patches(
+    region: np.ndarray,
+    origins: list[tuple[int, int]],
+    acc: np.ndarray,
+    weight: np.ndarray,
+    predict_batch: PredictBatch,
+    batch_size: int,
+    done: int,
+    total: int,
+    progress: Progress | None,
+) -> int:
+    """Predict the patches at ``origins`` of ``region`` and add ``w * p`` and ``w`` into acc."""
+    p = weight.shape[0]
+    for first in range(0, len(origins), batch_size):
+        chunk = origins[first : first + batch_size]
+        patches = np.stack([region[:, y : y + p, x : x + p] for y, x in chunk])
+        preds = np.asarray(predict_batch(np.ascontiguousarray(patches, np.float32)), np.float32)
+        if preds.shape != (len(chunk), p, p):
+            raise ValueError(
+                f"predict_batch returned shape {preds.shape}, expected {(len(chunk), p, p)}"
+            )
+        for (y, x), pred in zip(chunk, preds, strict=True):
+            acc[0, y : y + p, x : x + p] += weight * pred
+            acc[1, y : y + p, x : x + p] += weight
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def _write_final(
+    acc: np.ndarray, row: int, col: int, shape: tuple[int, int], write: RegionWriter
+) -> None:
+    """Divide out the weights of a final window and hand over its part inside the image."""
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + acc.shape[1], shape[0]), min(col + acc.shape[2], shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return
+    num = acc[0, r0 - row : r1 - row, c0 - col : c1 - col]
+    den = acc[1, r0 - row : r1 - row, c0 - col : c1 - col]
+    write(r0, c0, num / den)
+
+
+def sliding_window_predict(
+    image: np.ndarray,
+    predict_batch: PredictBatch,
+    *,
+    patch_size: int = 512,
+    stride: int = 256,
+    batch_size: int = 1,
+    blend: BlendMode = "gaussian",
+    progress: Progress | None = None,
+    margin: int | None = None,
+    block: int | None = None,
 ) -> np.ndarray:
     """Predict a ``(C, H, W)`` normalised image patch by patch; returns ``(H, W)`` float32.
 
-    ``predict_batch`` maps ``(N, C, p, p)`` float32 patches to ``(N, p, p)`` values (e.g.
-    probabilities). ``progress(done, total)`` is called after each batch. ``margin`` is the
-    minimum reflect padding per side (default ``patch_size - stride``, see :func:`plan_axis`);
-    pass 0 when the caller already supplies context around the image.
+    The in-memory form of :func:`stream_predict` (same grid, same blend; ``block`` defaults to
+    the whole image). ``margin`` is the minimum reflect padding per side (default
+    ``patch_size - stride``, see :func:`plan_axis`).
     """
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {image.shape}")
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
     _, height, width = image.shape
-    plan_y = plan_axis(height, patch_size, stride, margin)
-    plan_x = plan_axis(width, patch_size, stride, margin)
-    weight = blend_window(patch_size, blend)
+    data = np.asarray(image, dtype=np.float32)
+    out = np.empty((height, width), np.float32)
 
-    # NumPy's reflect pads iteratively when the pad exceeds the axis, so thin images work too.
-    padded = np.pad(
-        np.asarray(image, dtype=np.float32),
-        ((0, 0), (plan_y.pad_before, plan_y.pad_after), (plan_x.pad_before, plan_x.pad_after)),
-        mode="reflect",
+    def write(row: int, col: int, prob: np.ndarray) -> None:
+        out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
+
+    stream_predict(
+        (height, width),
+        reflect_reader(lambda r, c: data[:, r, c], height, width),
+        write,
+        predict_batch,
+        patch_size=patch_size,
+        stride=stride,
+        batch_size=batch_size,
+        margin=margin,
+        block=block or max(height, width) + 2 * patch_size,
+        blend=blend,
+        progress=progress,
     )
-    acc = np.zeros(padded.shape[1:], dtype=np.float32)
-    weight_sum = np.zeros(padded.shape[1:], dtype=np.float32)
-
-    origins = [(y, x) for y in plan_y.starts for x in plan_x.starts]
-    total = len(origins)
-    for first in range(0, total, batch_size):
-        chunk = origins[first : first + batch_size]
-        patches = np.stack([padded[:, y : y + patch_size, x : x + patch_size] for y, x in chunk])
-        preds = np.asarray(predict_batch(patches), dtype=np.float32)
-        if preds.shape != (len(chunk), patch_size, patch_size):
-            raise ValueError(
-                f"predict_batch returned shape {preds.shape}, "
-                f"expected {(len(chunk), patch_size, patch_size)}"
-            )
-        for (y, x), pred in zip(chunk, preds, strict=True):
-            acc[y : y + patch_size, x : x + patch_size] += weight * pred
-            weight_sum[y : y + patch_size, x : x + patch_size] += weight
-        if progress is not None:
-            progress(first + len(chunk), total)
-
-    rows = slice(plan_y.pad_before, plan_y.pad_before + height)
-    cols = slice(plan_x.pad_before, plan_x.pad_before + width)
-    return acc[rows, cols] / weight_sum[rows, cols]
+    return out

@@ -3,7 +3,8 @@
 Roads have no preferred orientation, so averaging the model over rotated/flipped views removes
 orientation bias and smooths noise. Every view is mapped back with its exact inverse before
 averaging, so the result is aligned pixel for pixel. Transforms act on the last two axes, so they
-work on NCHW batches and NHW/NCHW outputs alike, square or not.
+work on NCHW batches and NHW/NCHW outputs alike, square or not, and on NumPy arrays (the
+exported runtimes) as well as torch tensors (without importing torch here).
 """
 
 from __future__ import annotations
@@ -11,12 +12,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any, TypeVar
 
-import torch
+import numpy as np
 
-from sanchari_processes.config import TTAMode
+from sanchari_processes.config import TTA_MODES, TTAMode
 
 _HW = (-2, -1)
+Array = TypeVar("Array", np.ndarray, Any)
+
+
+def _flip(x: Array) -> Array:
+    return np.flip(x, axis=-1) if isinstance(x, np.ndarray) else x.flip(-1)
+
+
+def _rot90(x: Array, k: int) -> Array:
+    return np.rot90(x, k, axes=_HW) if isinstance(x, np.ndarray) else x.rot90(k, _HW)
+
+
+def _sigmoid(x: Array) -> Array:
+    if isinstance(x, np.ndarray):
+        return (0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float32)))).astype(np.float32)
+    return x.float().sigmoid()
 
 
 @dataclass(frozen=True)
@@ -27,17 +44,17 @@ class Transform:
     k: int = 0
     flip: bool = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
         """Apply to the last two (H, W) axes."""
         if self.flip:
-            x = torch.flip(x, dims=(-1,))
-        return torch.rot90(x, self.k, dims=_HW) if self.k % 4 else x
+            x = _flip(x)
+        return _rot90(x, self.k) if self.k % 4 else x
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         """Exact inverse of :meth:`forward`: undo the turn, then the mirror."""
         if self.k % 4:
-            y = torch.rot90(y, -self.k, dims=_HW)
-        return torch.flip(y, dims=(-1,)) if self.flip else y
+            y = _rot90(y, -self.k)
+        return _flip(y) if self.flip else y
 
 
 _IDENTITY = Transform("identity")
@@ -60,6 +77,7 @@ _D4 = (
 _MODES: Mapping[str, tuple[Transform, ...]] = MappingProxyType(
     {"none": (_IDENTITY,), "flip4": _FLIP4, "d4": _D4}
 )
+assert tuple(_MODES) == TTA_MODES, "config.TTA_MODES and the views defined here must agree"
 
 
 def tta_transforms(mode: TTAMode) -> tuple[Transform, ...]:
@@ -71,16 +89,30 @@ def tta_transforms(mode: TTAMode) -> tuple[Transform, ...]:
 
 
 def predict_with_tta(
-    fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, mode: TTAMode
-) -> torch.Tensor:
+    fn: Callable[[Array], Array], batch: Array, mode: TTAMode, *, batch_views: bool = False
+) -> Array:
     """Mean sigmoid probability of ``fn`` (logits) over the TTA views, mapped back to ``batch``.
 
-    Accumulates in float32 so float16 autocast logits do not lose precision when averaged.
+    ``batch_views`` runs all views of a square batch as one call (faster on a GPU; on a CPU one
+    view at a time measures faster). Accumulates in float32 so float16 autocast logits do not
+    lose precision when averaged.
     """
     transforms = tta_transforms(mode)
-    total: torch.Tensor | None = None
-    for t in transforms:
-        prob = t.inverse(torch.sigmoid(fn(t.forward(batch)).float()))
-        total = prob if total is None else total + prob
-    assert total is not None  # every mode has at least the identity
+    if batch_views and len(transforms) > 1 and batch.shape[-1] == batch.shape[-2]:
+        n = batch.shape[0]
+        views = [t.forward(batch) for t in transforms]
+        joined = np.concatenate(views) if isinstance(batch, np.ndarray) else _cat(views)
+        probs = _sigmoid(fn(joined))
+        parts = [t.inverse(probs[i * n : (i + 1) * n]) for i, t in enumerate(transforms)]
+    else:
+        parts = [t.inverse(_sigmoid(fn(t.forward(batch)))) for t in transforms]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
     return total / len(transforms)
+
+
+def _cat(views: list[Any]) -> Any:
+    import torch  # only reached with torch tensors, so torch is already loaded
+
+    return torch.cat(views)

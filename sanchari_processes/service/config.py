@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.config import InferenceConfig
+from sanchari_processes.build import EngineOptions
+from sanchari_processes.config import BACKENDS, InferenceConfig
 from sanchari_processes.errors import SettingsError
 from sanchari_processes.netguard import NetPolicy
 from sanchari_processes.settings import SHIPPED_WEIGHTS
@@ -32,6 +33,21 @@ class EngineSettings:
     weights: Path = SHIPPED_WEIGHTS
     device: str = "auto"
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    #: Exported models and compiled code (``None``: the user cache folder).
+    cache_dir: Path | None = None
+
+    def options(self, request: Any) -> EngineOptions:
+        """The engine options of one request (its tta, threshold and simplify_m) on these."""
+        inference = self.inference
+        if request.tta:
+            inference = replace(inference, tta=request.tta)
+        return EngineOptions(
+            weights=self.weights,
+            inference=inference,
+            threshold=request.threshold,
+            simplify_m=request.simplify_m,
+            cache_dir=self.cache_dir,
+        )
 
 
 @dataclass(frozen=True)
@@ -92,22 +108,31 @@ def _gee_settings(block: Mapping[str, Any]) -> GeeSettings:
 
 
 #: Processor settings every process takes: the model, its device and the request limits.
-_ENGINE_KEYS = {"name", "weights", "device", "inference", "max_pixels", "default_window_size"}
+_ENGINE_KEYS = {"name", "weights", "device", "backend", "cache_dir", "inference"}
+_ENGINE_KEYS |= {"max_pixels", "default_window_size"}
 
 
 def _engine_settings(block: Mapping[str, Any]) -> EngineSettings:
     weights = block.get("weights") or None
+    cache_dir = block.get("cache_dir") or None
     inference = dict(block.get("inference") or {})
     _reject_unknown(inference, {f.name for f in fields(InferenceConfig)}, "inference")
     device = str(block.get("device") or "auto")
+    backend = str(block.get("backend") or "auto")
+    if backend not in BACKENDS:
+        raise SettingsError(
+            f"setting backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     try:
-        config = replace(InferenceConfig(device=device), **inference)  # type: ignore[arg-type]
+        base = InferenceConfig(device=device, backend=backend)  # type: ignore[arg-type]
+        config = replace(base, **inference)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"inference settings: {exc}") from None
     return EngineSettings(
         weights=Path(str(weights)).expanduser() if weights else SHIPPED_WEIGHTS,
         device=device,
         inference=config,
+        cache_dir=Path(str(cache_dir)).expanduser() if cache_dir else None,
     )
 
 

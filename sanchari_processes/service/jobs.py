@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.inputs import EngineOptions
+from sanchari_processes.inputs import RequestOptions
 from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
 from sanchari_processes.service.config import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
@@ -40,7 +40,7 @@ class RoadJob:
     job_id: str
     process_id: str
     parameters: dict[str, Any]
-    options: EngineOptions
+    options: RequestOptions
     plan: SourcePlan
     engine: EngineSettings
     job_dir: Path
@@ -53,9 +53,8 @@ class RoadJob:
 
 def run_road_job(job: RoadJob, progress: Progress) -> Path:
     """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
-    from sanchari_processes.config import VectorizeConfig
+    from sanchari_processes.build import build_engine
     from sanchari_processes.engine import run_source
-    from sanchari_processes.inference import Predictor, load_model_cached
     from sanchari_processes.output import write_json_atomic
     from sanchari_processes.sources import open_raster
 
@@ -64,26 +63,19 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
     try:
         imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f))
         progress(_READ)
-        loaded = load_model_cached(job.engine.weights, job.engine.device)
-        icfg = job.engine.inference
-        if job.options.tta:
-            icfg = replace(icfg, tta=job.options.tta)  # type: ignore[arg-type]
-        predictor = Predictor(loaded, icfg)
-        meta = predictor.metadata
-        threshold = meta.threshold if job.options.threshold is None else job.options.threshold
-        vcfg = VectorizeConfig(threshold=threshold, simplify_m=job.options.simplify_m)
+        engine = build_engine(job.engine.options(job.options))
+        threshold = engine.vectorize.threshold
         wanted = dict(job.outputs)
         files: dict[str, tuple[str, str]] = {}
 
         def keep(prob: Any) -> None:
             files.update(_write_rasters(wanted, prob, threshold, job.job_dir, workdir))
 
-        with open_raster(imagery.path, len(meta.bands)) as source:
+        with open_raster(imagery.path, len(engine.metadata.bands)) as source:
             collection = run_source(
                 source,
-                predictor,
-                icfg,
-                vcfg,
+                engine.predictor,
+                engine.vectorize,
                 workdir,
                 model_progress=lambda f: progress(_READ + _MODEL * f),
                 vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f),

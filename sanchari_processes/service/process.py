@@ -27,7 +27,7 @@ from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from sanchari_processes import __version__
 from sanchari_processes.errors import InternalError, SanchariError
-from sanchari_processes.inputs import EngineOptions, engine_inputs, make_validator, validate
+from sanchari_processes.inputs import RequestOptions, engine_inputs, make_validator, validate
 from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.config import ProcessSettings
 from sanchari_processes.service.jobs import RESULT_MIMETYPE, ROADS_ONLY, RoadJob, run_road_job
@@ -111,7 +111,7 @@ class SanchariProcessor(BaseProcessor):
             job_id=job_id,
             process_id=self.process_id,
             parameters=copy.deepcopy(inputs),
-            options=EngineOptions.parse(inputs),
+            options=RequestOptions.parse(inputs),
             plan=source.plan(inputs),
             engine=self.settings.engine,
             job_dir=job_dir,

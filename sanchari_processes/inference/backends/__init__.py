@@ -1,0 +1,127 @@
+"""Inference backends: one runtime per module behind :class:`Runner`, chosen by name.
+
+A runner maps a batch of normalised patches to TTA-averaged road probabilities. ``torch`` runs
+the checkpoint's network itself (CUDA with float16 autocast, or the CPU in channels-last);
+``onnxruntime`` and ``openvino`` run the network exported to ONNX once per checkpoint and
+cached (:mod:`sanchari_processes.inference.export`). The exported runtimes do not import torch
+at all once the export is cached, so a command starts in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from sanchari_processes.config import BACKENDS, CPU_BATCH_SIZE, CUDA_BATCH_SIZE, TTAMode
+from sanchari_processes.errors import InvalidInputError
+
+#: CPU backends in the order ``auto`` tries them: fastest first, as measured per 512² patch by
+#: ``benchmarks/bench_vs_seed.py`` (OpenVINO < ONNX Runtime < torch channels-last), each within
+#: the held-out IoU bar of the torch float32 path (see the model card's Speed section).
+CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
+#: The Python module each backend needs (all are dependencies; an install without the CPU
+#: runtimes falls back to torch).
+_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+class Runner(Protocol):
+    """``(N, C, p, p)`` float32 normalised patches -> ``(N, p, p)`` float32 probabilities."""
+
+    name: str
+    device: str
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Everything that picks and configures a runner (the cache key of a loaded one)."""
+
+    weights: Path
+    backend: str
+    device: str
+    tta: TTAMode
+    patch_size: int
+    batch_size: int
+    int8: bool = False
+    cache_dir: Path | None = None
+    threads: int | None = None
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s runtime can be imported (without importing it)."""
+    return importlib.util.find_spec(_MODULES[backend]) is not None
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (imports torch only when it is installed with CUDA)."""
+    if not installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is there, else ``cpu``; absent CUDA is an error."""
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise InvalidInputError("CUDA requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise InvalidInputError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return device
+
+
+def resolve_backend(backend: str, device: str, *, int8: bool = False) -> str:
+    """The backend that runs on ``device`` (already resolved): ``auto`` picks, others are checked.
+
+    CUDA runs torch (with autocast); on a CPU ``auto`` takes the first installed backend of
+    :data:`CPU_PREFERENCE` (int8 needs an exported runtime), falling back to torch.
+    """
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if device == "cuda":
+            return "torch"
+        choices = [b for b in CPU_PREFERENCE if installed(b) and not (int8 and b == "torch")]
+        if not choices:
+            raise InvalidInputError("int8 needs openvino or onnxruntime: pip install openvino")
+        return choices[0]
+    if not installed(backend):
+        raise InvalidInputError(
+            f"backend {backend!r} is not installed: pip install {_MODULES[backend]}, "
+            "or use --backend auto"
+        )
+    if device == "cuda" and backend != "torch":
+        raise InvalidInputError(f"backend {backend!r} runs on the CPU; use --device cpu")
+    if int8 and backend == "torch":
+        raise InvalidInputError("int8 runs on openvino or onnxruntime, not torch")
+    return backend
+
+
+def default_batch_size(device: str) -> int:
+    """Patches per forward pass: measured best per device (see :data:`CPU_BATCH_SIZE`)."""
+    return CUDA_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
+
+
+def open_runner(spec: RunnerSpec) -> Runner:
+    """Load the runner ``spec`` names (the exported model is built first when not cached)."""
+    if spec.backend == "torch":
+        from sanchari_processes.inference.backends.torch_runner import TorchRunner
+
+        return TorchRunner.open(spec)
+    from sanchari_processes.inference.export import exported_model
+
+    path = exported_model(spec.weights, spec.cache_dir, int8=spec.int8)
+    if spec.backend == "onnxruntime":
+        from sanchari_processes.inference.backends.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, spec)
+    from sanchari_processes.inference.backends.openvino_runner import OpenVinoRunner
+
+    return OpenVinoRunner(path, spec)

@@ -1,0 +1,53 @@
+"""The checkpoint's own network in torch: CUDA with float16 autocast, or the CPU channels-last.
+
+Channels-last halves the CPU time of a 512² patch (0.235 -> 0.129 s measured); on a GPU the
+TTA views go through as one batch, on a CPU one view at a time is faster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sanchari_processes.inference.backends import RunnerSpec
+from sanchari_processes.inference.checkpoint import LoadedModel, load_model_cached
+from sanchari_processes.inference.tta import predict_with_tta
+
+
+class TorchRunner:
+    """Runs a :class:`LoadedModel` (state: the module on its device)."""
+
+    name = "torch"
+
+    def __init__(self, loaded: LoadedModel, spec: RunnerSpec) -> None:
+        self._loaded = loaded
+        self._tta = spec.tta
+        self.device = loaded.device.type
+        self._cpu = loaded.device.type == "cpu"
+        if self._cpu:
+            loaded.module.to(memory_format=torch.channels_last)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+
+    @classmethod
+    def open(cls, spec: RunnerSpec) -> TorchRunner:
+        return cls(load_model_cached(spec.weights, spec.device), spec)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self._loaded
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._cpu:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._loaded.module(x)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        device = self._loaded.device
+        x = torch.from_numpy(batch).to(device)
+        with (
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"),
+        ):
+            probs = predict_with_tta(self._forward, x, self._tta, batch_views=not self._cpu)
+        return probs[:, 0].float().cpu().numpy()

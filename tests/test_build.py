@@ -1,0 +1,59 @@
+"""The one engine builder: defaults decided once, from the CLI's and the service's options."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sanchari_processes.build import EngineOptions, build_engine, clear_runner_cache
+from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, InferenceConfig
+from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inputs import RequestOptions
+from sanchari_processes.service.config import ProcessSettings
+
+
+@pytest.fixture
+def options(tiny_checkpoint: Path) -> EngineOptions:
+    config = InferenceConfig(patch_size=64, device="cpu", backend="torch")
+    return EngineOptions(tiny_checkpoint, config)
+
+
+def test_checkpoint_threshold_unless_the_user_chose(options: EngineOptions) -> None:
+    engine = build_engine(options)
+    assert engine.vectorize.threshold == engine.metadata.threshold == 0.45
+    assert engine.vectorize.simplify_m == DEFAULT_SIMPLIFY_M
+    assert build_engine(replace(options, threshold=0.7)).vectorize.threshold == 0.7
+    clear_runner_cache()
+
+
+def test_resolved_settings_are_what_runs(options: EngineOptions) -> None:
+    predictor = build_engine(options).predictor
+    assert predictor.config.device == "cpu" and predictor.config.backend == "torch"
+    assert predictor.config.batch_size == 1 and predictor.config.tta == DEFAULT_TTA
+    assert predictor.config.stride == 48 and predictor.config.edge_margin == 0
+    clear_runner_cache()
+
+
+def test_bad_options_are_input_errors(options: EngineOptions) -> None:
+    with pytest.raises(InvalidInputError, match="threshold"):
+        replace(options, threshold=1.5)
+    with pytest.raises(InvalidInputError, match="CUDA requested"):
+        build_engine(replace(options, inference=replace(options.inference, device="cuda")))
+
+
+def test_service_settings_and_request_make_the_same_options(tiny_checkpoint: Path) -> None:
+    settings = ProcessSettings.from_mapping(
+        {"weights": str(tiny_checkpoint), "backend": "onnxruntime", "cache_dir": "/tmp/c"}
+    )
+    request = RequestOptions.parse(
+        {"latitude": 1.0, "longitude": 2.0, "tta": "d4", "threshold": 0.3}
+    )
+    options = settings.engine.options(request)
+    assert options.inference.backend == "onnxruntime" and options.inference.tta == "d4"
+    assert options.threshold == 0.3 and options.cache_dir == Path("/tmp/c")
+    default = settings.engine.options(RequestOptions.parse({"latitude": 1.0, "longitude": 2.0}))
+    assert default.inference.tta == DEFAULT_TTA and default.threshold is None
+    with pytest.raises(ValueError, match="backend"):
+        ProcessSettings.from_mapping({"backend": "tpu"})

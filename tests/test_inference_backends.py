@@ -1,0 +1,91 @@
+"""Backends: which one runs where, and that every runtime gives the torch model's output."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sanchari_processes.build import EngineOptions, build_predictor, clear_runner_cache
+from sanchari_processes.config import BACKENDS, InferenceConfig
+from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference import backends
+from sanchari_processes.inference.backends import CPU_PREFERENCE, resolve_backend
+
+
+@pytest.fixture
+def only(monkeypatch: pytest.MonkeyPatch):
+    """Pretend only the named runtimes are installed."""
+
+    def set_installed(*names: str) -> None:
+        monkeypatch.setattr(backends, "installed", lambda name: name in names)
+
+    return set_installed
+
+
+def test_auto_prefers_the_fastest_installed_cpu_runtime(only) -> None:
+    only("torch", "onnxruntime", "openvino")
+    assert resolve_backend("auto", "cpu") == CPU_PREFERENCE[0] == "openvino"
+    only("torch", "onnxruntime")
+    assert resolve_backend("auto", "cpu") == "onnxruntime"
+    only("torch")
+    assert resolve_backend("auto", "cpu") == "torch"  # neither extra installed: plain torch
+
+
+def test_cuda_stays_on_torch(only) -> None:
+    only("torch", "onnxruntime", "openvino")
+    assert resolve_backend("auto", "cuda") == "torch"
+    with pytest.raises(InvalidInputError, match="--device cpu"):
+        resolve_backend("openvino", "cuda")
+
+
+def test_explicit_backends_are_checked(only) -> None:
+    only("torch")
+    with pytest.raises(InvalidInputError, match="pip install openvino"):
+        resolve_backend("openvino", "cpu")
+    with pytest.raises(InvalidInputError, match="unknown backend"):
+        resolve_backend("tensorflow", "cpu")
+    with pytest.raises(InvalidInputError, match="int8 needs"):
+        resolve_backend("auto", "cpu", int8=True)
+    with pytest.raises(InvalidInputError, match="not torch"):
+        resolve_backend("torch", "cpu", int8=True)
+
+
+def test_batch_size_defaults_per_device() -> None:
+    assert backends.default_batch_size("cpu") == 1
+    assert backends.default_batch_size("cuda") > 1
+
+
+def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (3, height, width), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")  # one export for the module
+
+
+@pytest.mark.parametrize(
+    ("backend", "atol", "tta"),
+    [("onnxruntime", 1e-4, "flip4"), ("openvino", 0.05, "none"), ("openvino", 0.05, "d4")],
+)
+def test_exported_runtimes_match_torch(
+    tiny_checkpoint: Path, cache: Path, backend: str, atol: float, tta: str
+) -> None:
+    """ONNX Runtime is float32 like torch; OpenVINO may run bfloat16 on CPUs that have it."""
+    if not backends.installed(backend):
+        pytest.skip(f"{backend} not installed")
+    config = InferenceConfig(patch_size=64, stride=48, tta=tta, device="cpu", backend="torch")
+    options = EngineOptions(tiny_checkpoint, config, cache_dir=cache)
+    image = _image(70, 100)
+    reference = build_predictor(options).predict(image)
+    exported = build_predictor(replace(options, inference=replace(config, backend=backend)))
+    assert exported.runner.name == backend and exported.config.backend == backend
+    np.testing.assert_allclose(exported.predict(image), reference, atol=atol)
+    clear_runner_cache()
+
+
+def test_every_backend_is_named_once() -> None:
+    assert set(CPU_PREFERENCE) | {"auto"} == set(BACKENDS)
