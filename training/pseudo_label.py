@@ -134,10 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
 
-    config = InferenceConfig(
+    inference = InferenceConfig(
         tta=args.tta, batch_size=args.batch_size, device=args.device, backend=args.backend
     )
-    predictor = build_predictor(EngineOptions(args.weights, config))
+    predictor = build_predictor(EngineOptions(args.weights, inference))
     rows = label_folder(images, predictor, args.out, config, args.gsd)
     summary = {
         "weights": str(args.weights),
@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tta": args.tta,
         "gsd_m": args.gsd,
         "config": config.__dict__,
+        "inference": inference.__dict__,
         "images": rows,
     }
     (args.out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
