@@ -130,7 +130,10 @@ def test_never_answering_hrefs_leave_the_api_responsive(
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)  # the kernel completes handshakes; nobody ever answers
     href = f"http://127.0.0.1:{listener.getsockname()[1]}/scene.tif"
-    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    # Room for all 16 in planning (4 network slots + 16 queued): none may be refused as busy.
+    config = service_config(
+        catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1, queue_size=16
+    )
     processor = config["resources"]["road-extraction"]["processor"]
     processor.update(remote_allow="127.0.0.1", remote_timeout_s=2)
     try:
@@ -159,7 +162,7 @@ def test_never_answering_hrefs_leave_the_api_responsive(
                 if answer.status_code == 400:
                     assert "in time" in answer.json()["description"]
             for answer in accepted:
-                assert answer.status_code == 201
+                assert answer.status_code == 201, answer.text
                 final = _wait(url, answer.json()["jobID"])
                 assert final["status"] == "failed" and "in time" in final["message"]
     finally:
