@@ -346,3 +346,14 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def ticking_runner(job: Any, progress: Callable[..., None]) -> Path:
+    """A 4 s job in stages that counts its steps in ``job_dir/ticks`` (to see it stop)."""
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    ticks = job.job_dir / "ticks"
+    for step in range(40):
+        progress(step / 40, "Counting" if step < 20 else "Counting again")
+        ticks.write_text(str(step + 1))
+        time.sleep(0.1)
+    return slow_runner(job, lambda *_: None)

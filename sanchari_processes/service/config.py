@@ -194,10 +194,6 @@ class ManagerSettings:
             )
 
     @property
-    def database(self) -> Path:
-        return self.store_dir / "jobs.sqlite3"
-
-    @property
     def torch_threads(self) -> int:
         if self.threads_per_worker > 0:
             return self.threads_per_worker
