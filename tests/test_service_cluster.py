@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,27 +65,32 @@ def test_real_jobs_on_the_cluster_keep_the_model_per_worker(
         _stop(app)
 
 
-def test_restarted_server_reattaches_to_a_job_running_on_the_cluster(
+def test_restarted_server_reattaches_to_jobs_on_the_cluster(
     tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, dask_scheduler: str
 ) -> None:
+    """Two jobs run (one per worker) and one waits when the server stops: the next server
+    follows the running ones to their end and queues the waiting one again."""
     config = _config(
         catalogue_dir, tmp_path / "jobs", tiny_checkpoint, dask_scheduler=dask_scheduler
     )
     first = create_app(config, runner=ticking_runner)
     client = first.test_client()
-    job_id = client.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"]
-    running = wait_for_job(client, job_id, until=("running",))
-    assert running["status"] == "running" and running["message"].startswith("Counting")
+    ids = [client.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"] for _ in range(3)]
+    deadline = time.monotonic() + 60
+    while not client.get(f"/jobs/{ids[0]}").get_json()["message"].startswith("Counting"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     _stop(first)
 
     second = create_app(config, runner=ticking_runner)
     try:
         client = second.test_client()
-        assert client.get(f"/jobs/{job_id}").get_json()["status"] in ("running", "successful")
-        done = wait_for_job(client, job_id)
-        assert done["status"] == "successful", done
-        assert client.get(f"/jobs/{job_id}/results").status_code == 200
-        ticks = tmp_path / "jobs" / "jobs" / job_id / "ticks"
+        assert client.get(f"/jobs/{ids[0]}").get_json()["status"] in ("running", "successful")
+        for job_id in ids:
+            done = wait_for_job(client, job_id)
+            assert done["status"] == "successful", done
+            assert client.get(f"/jobs/{job_id}/results").status_code == 200
+        ticks = tmp_path / "jobs" / "jobs" / ids[0] / "ticks"
         assert ticks.read_text() == "40"  # one run, never restarted from scratch
     finally:
         _stop(second)

@@ -2,11 +2,15 @@
 ``SANCHARI_DASK_SCHEDULER``.
 
 Each job is one task (``Client.submit``) with a key derived from its id, kept with the job in
-the store. The task is also *published* on the scheduler under that key, so it outlives this
-client: a web server that restarts finds it again (:meth:`DaskExecutor.attach`) instead of
-failing it, and its result waits there until collected. Workers run the same
-:func:`~sanchari_processes.service.executor.run_job` as local worker processes; the model is
-built once per worker process and kept (``build_engine``'s cache, keyed by the weights file).
+the store. Once it runs, the task *publishes* itself on the scheduler under that key, so it
+outlives the client that submitted it: a web server that restarts finds it again
+(:meth:`DaskExecutor.attach`) instead of failing it, and its result waits there until
+collected. (The worker publishes, not the client: only then is the task surely known to the
+scheduler. A task still queued when its server stops is dropped with that server's client,
+and the job, still ``accepted`` in the store, is queued again by the next server.) Workers
+run the same :func:`~sanchari_processes.service.executor.run_job` as local worker processes;
+the model is built once per worker process and kept (``build_engine``'s cache, keyed by the
+weights file and its size and time).
 
 Progress travels in a per-job distributed ``Variable`` (last value wins, so a re-attached server
 reads it too); a dismissed job's ``Event`` is set and the task stops at its next progress step.
@@ -66,9 +70,11 @@ def _cancel_name(job_id: str) -> str:
 
 def run_task(job: Any, runner: Runner) -> tuple[str, Any]:
     """The task a worker runs: the job, with progress out and the cancel flag in."""
-    from distributed import Event, Variable, get_client
+    from distributed import Event, Future, Variable, get_client
 
     client = get_client()
+    key = task_key(job.job_id)
+    client.publish_dataset(Future(key, client=client), name=key, override=True)
     progress = Variable(_progress_name(job.job_id), client=client)
     cancel = Event(_cancel_name(job.job_id), client=client)
     last_check = [time.monotonic()]
@@ -82,7 +88,11 @@ def run_task(job: Any, runner: Runner) -> tuple[str, Any]:
             raise JobCancelled
 
     progress.set((0.0, None))  # "started"
-    return run_job(job, runner, lambda f, stage: progress.set((f, stage)), check)
+    outcome = run_job(job, runner, lambda f, stage: progress.set((f, stage)), check)
+    if outcome[0] == "cancelled":  # nobody collects it
+        with contextlib.suppress(Exception):
+            client.unpublish_dataset(key)
+    return outcome
 
 
 @dataclass
@@ -145,6 +155,8 @@ class DaskExecutor:
         self._thread.start()
 
     def submit(self, job: Any, *, force: bool = False) -> str | None:
+        from distributed import Variable
+
         if self._client is None or self._stop.is_set():
             raise QueueFullError("the job executor is not running")
         with self._lock:
@@ -154,8 +166,8 @@ class DaskExecutor:
                     "queued; retry later"
                 )
             key = task_key(job.job_id)
+            Variable(_progress_name(job.job_id), client=self._client).set(None)
             future = self._client.submit(run_task, job, self._runner, key=key, pure=False)
-            self._client.publish_dataset(future, name=key, override=True)
             self._watched[job.job_id] = _Watched(future, key)
         return key
 
@@ -227,7 +239,7 @@ class DaskExecutor:
 
         item.polled = time.monotonic()
         try:
-            value = Variable(_progress_name(job_id), client=self._client).get(timeout=0.2)
+            value = Variable(_progress_name(job_id), client=self._client).get(timeout=0.1)
         except TimeoutError:
             return  # not started yet
         if value is None or value == item.last:

@@ -174,6 +174,8 @@ class SanchariManager(BaseManager):
             recovered = self.store.recover(
                 held=lambda owner: self._holds(executor, owner), claim=executor.owner
             )
+            for job_id in recovered.dropped:  # their callers left: stop them where they run
+                executor.cancel(job_id)
             self._clean_scratch(recovered)
             self._expire()
             if recovered.interrupted or recovered.requeue or recovered.held:
