@@ -90,8 +90,8 @@ def test_restarted_server_reattaches_to_jobs_on_the_cluster(
             done = wait_for_job(client, job_id)
             assert done["status"] == "successful", done
             assert client.get(f"/jobs/{job_id}/results").status_code == 200
-        ticks = tmp_path / "jobs" / "jobs" / ids[0] / "ticks"
-        assert ticks.read_text() == "40"  # one run, never restarted from scratch
+        runs = tmp_path / "jobs" / "jobs" / f"{ids[0]}.runs"
+        assert runs.read_text() == "run\n"  # followed to its end, never started again
     finally:
         _stop(second)
 
@@ -155,6 +155,50 @@ def test_a_restarted_server_fails_the_jobs_its_predecessor_left_running(
         assert status["status"] == "failed" and "interrupted by a restart" in status["message"]
     finally:
         _stop(second)
+
+
+def test_synchronous_execution_on_the_cluster(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, dask_scheduler: str
+) -> None:
+    config = _config(
+        catalogue_dir, tmp_path / "jobs", tiny_checkpoint, dask_scheduler=dask_scheduler
+    )
+    app = create_app(config)
+    try:
+        answer = app.test_client().post(EXECUTE, json=BODY)
+        assert answer.status_code == 200, answer.get_json()
+        collection = answer.get_json()
+        assert collection["type"] == "FeatureCollection"
+        assert collection["sanchari"]["job"]["process"] == "road-extraction"
+    finally:
+        _stop(app)
+
+
+def test_servers_sharing_postgres_and_a_cluster_dismiss_each_others_jobs(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, pg_url: str, dask_scheduler: str
+) -> None:
+    config = _config(
+        catalogue_dir,
+        tmp_path / "jobs",
+        tiny_checkpoint,
+        jobs_db=pg_url,
+        dask_scheduler=dask_scheduler,
+    )
+    first = create_app(config, runner=ticking_runner)
+    second = create_app(config, runner=ticking_runner)
+    try:
+        one, two = first.test_client(), second.test_client()
+        job_id = one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"]
+        wait_for_job(two, job_id, until=("running",))
+        ticks = tmp_path / "jobs" / "jobs" / f"{job_id}.ticks"
+        assert two.delete(f"/jobs/{job_id}").status_code == 200
+        time.sleep(1.5)  # the task looks at its cancel flag at least every 0.5 s
+        stopped = ticks.read_text()
+        time.sleep(1.0)
+        assert ticks.read_text() == stopped and int(stopped) < 40
+        assert one.get(f"/jobs/{job_id}").get_json()["status"] == "dismissed"
+    finally:
+        _stop(first, second)
 
 
 @pytest.mark.parametrize(

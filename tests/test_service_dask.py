@@ -83,7 +83,7 @@ def test_job_runs_on_a_worker_with_staged_progress(executor_of: Any, tmp_path: P
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and len(fractions) >= 3
     assert {"Counting", "Counting again"} <= {stage for _, stage in progress}
-    assert (tmp_path / "a" / "ticks").read_text() == "40"
+    assert (tmp_path / "a.ticks").read_text() == "40"
 
 
 def test_cancel_stops_a_running_job_within_seconds(executor_of: Any, tmp_path: Path) -> None:
@@ -93,9 +93,9 @@ def test_cancel_stops_a_running_job_within_seconds(executor_of: Any, tmp_path: P
     time.sleep(0.5)
     assert executor.cancel("c")
     time.sleep(1.5)  # the task looks at its cancel flag at least every 0.5 s
-    ticks = int((tmp_path / "c" / "ticks").read_text())
+    ticks = int((tmp_path / "c.ticks").read_text())
     time.sleep(1.0)
-    assert int((tmp_path / "c" / "ticks").read_text()) == ticks < 40
+    assert int((tmp_path / "c.ticks").read_text()) == ticks < 40
     assert recorder.kinds() == ["started"]  # no outcome is reported for a dismissed job
     assert not executor.cancel("c")
 
@@ -111,7 +111,8 @@ def test_a_worker_lost_mid_job_is_retried_elsewhere(
     os.kill(pid, signal.SIGKILL)
     assert recorder.done.wait(90), recorder.events
     assert recorder.kinds()[-1] == "succeeded", recorder.events
-    assert (tmp_path / "k" / "ticks").read_text() == "40"
+    assert (tmp_path / "k.ticks").read_text() == "40"
+    assert (tmp_path / "k.runs").read_text() == "run\n" * 2  # started again on a live worker
 
 
 def test_a_job_that_kills_its_workers_fails_cleanly(executor_of: Any, tmp_path: Path) -> None:
