@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.errors import QueueFullError, SanchariError
+from sanchari_processes.errors import BackendUnavailableError, QueueFullError
 from sanchari_processes.service.executor import (
     JobCancelled,
     JobFailure,
@@ -49,11 +49,8 @@ _CONNECT_TIMEOUT_S = 10
 LOST = JobFailure("JobInterrupted", 410, "the cluster lost this job; submit it again")
 
 
-class ExecutorUnavailableError(SanchariError):
+class ExecutorUnavailableError(BackendUnavailableError):
     """The Dask scheduler cannot be reached."""
-
-    ogc_code = "ServiceUnavailable"
-    http_status = 503
 
 
 def task_key(job_id: str) -> str:
@@ -166,8 +163,12 @@ class DaskExecutor:
                     "queued; retry later"
                 )
             key = task_key(job.job_id)
-            Variable(_progress_name(job.job_id), client=self._client).set(None)
-            future = self._client.submit(run_task, job, self._runner, key=key, pure=False)
+            try:
+                Variable(_progress_name(job.job_id), client=self._client).set(None)
+                future = self._client.submit(run_task, job, self._runner, key=key, pure=False)
+            except (OSError, TimeoutError) as exc:
+                LOGGER.error("cannot submit job %s to %s: %s", job.job_id, self._scheduler, exc)
+                raise QueueFullError("the cluster cannot be reached; retry later") from None
             self._watched[job.job_id] = _Watched(future, key)
         return key
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from sanchari_processes.errors import SanchariError, SettingsError
+from sanchari_processes.errors import BackendUnavailableError, SettingsError
 from sanchari_processes.service.store import _INDEXES, _SCHEMA, ADDED_COLUMNS, JobStore
 
 #: The advisory lock key of the job store (any constant shared by every server).
@@ -24,11 +24,8 @@ _POOL_SIZE = 8
 _CONNECT_TIMEOUT_S = 10
 
 
-class StoreUnavailableError(SanchariError):
+class StoreUnavailableError(BackendUnavailableError):
     """The job database cannot be reached or refused us."""
-
-    ogc_code = "ServiceUnavailable"
-    http_status = 503
 
 
 def redacted(url: str) -> str:
