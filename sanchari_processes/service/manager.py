@@ -170,8 +170,9 @@ class SanchariManager(BaseManager):
             self.acquire_folder()
             self._sync_slots = threading.BoundedSemaphore(max(1, sync_limit))
             executor = executor or make_executor(self.settings, self, runner or run_road_job)
+            store = self.store  # opened first: an unreachable database starts nothing
             executor.start()
-            recovered = self.store.recover(
+            recovered = store.recover(
                 held=lambda owner: self._holds(executor, owner), claim=executor.owner
             )
             for job_id in recovered.dropped:  # their callers left: stop them where they run
