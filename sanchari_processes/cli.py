@@ -228,15 +228,7 @@ def predict(
         out_dir.mkdir(parents=True, exist_ok=True)
     show = engine.show_progress()
     with contextlib.ExitStack() as stack:
-        blocks = None
-        if dask_scheduler:
-            from sanchari_processes.cluster_blocks import block_predictor, connect
-
-            client = stack.enter_context(connect(dask_scheduler))
-            predictor = built.predictor
-            blocks = block_predictor(
-                client, _options(engine), predictor.batch_size, predictor.config.patch_size
-            )
+        blocks = _cluster_blocks(stack, dask_scheduler, engine, built) if dask_scheduler else None
         for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
             target = output if output is not None else out_dir / f"{path.stem}.geojson"
             extras = _Extras(mask_out, prob_out, preview)
@@ -244,6 +236,19 @@ def predict(
                 path, target, built, band_list, gsd, show, extras=extras, blocks=blocks
             )
             click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+
+
+def _cluster_blocks(
+    stack: contextlib.ExitStack, address: str, args: _EngineArgs, built: Engine
+) -> BlockPredictor:
+    """``--dask``: the model's blocks on the cluster at ``address`` (closed with ``stack``)."""
+    from sanchari_processes.cluster_blocks import block_predictor, connect
+
+    client = stack.enter_context(connect(address))
+    predictor = built.predictor
+    return block_predictor(
+        client, _options(args), predictor.batch_size, predictor.config.patch_size
+    )
 
 
 def iter_inputs(paths: list[Path]) -> Iterator[Path]:

@@ -194,15 +194,7 @@ def stream_predict(
     # What the previous band of blocks added to the first ``spill`` rows of the next one.
     below = np.zeros((2, spill, cols[-1].end - x0), np.float32)
     done = 0
-    given = None
-    if blocks is not None:
-
-        def work() -> Iterator[BlockWork]:
-            for ry in rows:
-                for cx in cols:
-                    yield read(slice(ry.begin, ry.end), slice(cx.begin, cx.end)), _origins(ry, cx)
-
-        given = iter(blocks(work()))
+    given = None if blocks is None else iter(blocks(_block_work(rows, cols, read)))
     for ry in rows:
         beside = np.zeros((2, ry.end - ry.begin, spill), np.float32)
         next_below = np.zeros_like(below)
@@ -228,6 +220,13 @@ def stream_predict(
             _write_final(acc[:, :height_done, :keep], ry.begin, cx.begin, shape, write)
         below = next_below
     return total
+
+
+def _block_work(rows: list[_Span], cols: list[_Span], read: RegionReader) -> Iterator[BlockWork]:
+    """Each block's input region and patch origins, in block order (read when asked for)."""
+    for ry in rows:
+        for cx in cols:
+            yield read(slice(ry.begin, ry.end), slice(cx.begin, cx.end)), _origins(ry, cx)
 
 
 def _origins(ry: _Span, cx: _Span) -> list[tuple[int, int]]:
