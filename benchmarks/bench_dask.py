@@ -82,8 +82,10 @@ def scheduling_overhead(
     n = {"blocks": 0}
 
     def blocks(stream: Iterable[BlockWork]) -> Iterator[np.ndarray]:
-        pending = [
-            client.submit(empty_block, region, origins, patch, pure=False)
+        pending = [  # as block_predictor sends them: the region scattered, then the task
+            client.submit(
+                empty_block, client.scatter(region, hash=False), origins, patch, pure=False
+            )
             for region, origins in stream
         ]
         for future in pending:

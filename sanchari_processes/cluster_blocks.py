@@ -48,10 +48,10 @@ def block_predictor(
     def run(work: Iterable[BlockWork]) -> Iterator[np.ndarray]:
         pending: deque[Any] = deque()
         for region, origins in work:
+            # scattered, not embedded in the task: a block's region is tens of MB
+            data = client.scatter(region, hash=False)
             pending.append(
-                client.submit(
-                    predict_block, options, region, origins, batch_size, patch, pure=False
-                )
+                client.submit(predict_block, options, data, origins, batch_size, patch, pure=False)
             )
             if len(pending) >= ahead:
                 yield pending.popleft().result()
