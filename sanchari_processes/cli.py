@@ -6,6 +6,7 @@ Every failure a user can cause ends in one ``error: …`` line on stderr and a n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import sys
@@ -20,7 +21,8 @@ import click
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from sanchari_processes.build import Engine
+    from sanchari_processes.build import Engine, EngineOptions
+    from sanchari_processes.inference.sliding import BlockPredictor
     from sanchari_processes.probability import ProbabilityMap
 
 # Only light modules at the top: options and inputs are checked before torch, the runtimes or
@@ -173,6 +175,13 @@ def cli() -> None:
     type=click.FloatRange(min=0.0, min_open=True),
     help="Metres per pixel, for images without georeferencing (default: the model's).",
 )
+@click.option(
+    "--dask",
+    "dask_scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Run the model's blocks on this Dask cluster (same output as a local run; the "
+    "workers need the weights at the same path).",
+)
 def predict(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -183,6 +192,7 @@ def predict(
     preview: Path | None,
     bands: str | None,
     gsd: float | None,
+    dask_scheduler: str | None,
 ) -> None:
     """Extract road centrelines from INPUT rasters into GeoJSON.
 
@@ -195,6 +205,7 @@ def predict(
       sanchari predict tiles/ --out-dir roads/ --tta d4
       sanchari predict scene.tif -o roads.geojson --mask-out mask.tif --prob-out prob.tif
       sanchari predict scene.tif -o roads.geojson --preview roads.png
+      sanchari predict big.tif -o roads.geojson --dask tcp://scheduler:8786
     """
     for path in inputs:
         if not path.exists():
@@ -216,11 +227,28 @@ def predict(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     show = engine.show_progress()
-    for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
-        target = output if output is not None else out_dir / f"{path.stem}.geojson"
-        extras = _Extras(mask_out, prob_out, preview)
-        n = _predict_one(path, target, built, band_list, gsd, show, extras=extras)
-        click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+    with contextlib.ExitStack() as stack:
+        blocks = _cluster_blocks(stack, dask_scheduler, engine, built) if dask_scheduler else None
+        for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
+            target = output if output is not None else out_dir / f"{path.stem}.geojson"
+            extras = _Extras(mask_out, prob_out, preview)
+            n = _predict_one(
+                path, target, built, band_list, gsd, show, extras=extras, blocks=blocks
+            )
+            click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+
+
+def _cluster_blocks(
+    stack: contextlib.ExitStack, address: str, args: _EngineArgs, built: Engine
+) -> BlockPredictor:
+    """``--dask``: the model's blocks on the cluster at ``address`` (closed with ``stack``)."""
+    from sanchari_processes.cluster_blocks import block_predictor, connect
+
+    client = stack.enter_context(connect(address))
+    predictor = built.predictor
+    return block_predictor(
+        client, _options(args), predictor.batch_size, predictor.config.patch_size
+    )
 
 
 def iter_inputs(paths: list[Path]) -> Iterator[Path]:
@@ -251,6 +279,7 @@ def _predict_one(
     *,
     extras: _Extras = _Extras(),
     extra: dict | None = None,
+    blocks: BlockPredictor | None = None,
 ) -> int:
     """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
     from sanchari_processes.engine import run_source
@@ -283,6 +312,7 @@ def _predict_one(
                 model_progress=model_progress,
                 vector_progress=vector_progress,
                 keep=keep,
+                blocks=blocks,
             )
         if extras.preview:
             from sanchari_processes.preview import render_preview
@@ -609,9 +639,9 @@ def model_export(
         click.echo(f"int8 → {export_int8(source, folder, images)}", err=True)
 
 
-def _build_engine(args: _EngineArgs) -> Engine:
-    """The configured engine, with a hint when the default checkpoint is missing."""
-    from sanchari_processes.build import EngineOptions, build_engine
+def _options(args: _EngineArgs) -> EngineOptions:
+    """The engine options the command line asked for."""
+    from sanchari_processes.build import EngineOptions
 
     try:
         icfg = InferenceConfig(
@@ -624,13 +654,20 @@ def _build_engine(args: _EngineArgs) -> Engine:
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
-    options = EngineOptions(
+    return EngineOptions(
         weights=args.weights or default_weights(),
         inference=icfg,
         threshold=args.threshold,
         simplify_m=args.simplify_m,
         cache_dir=args.cache_dir,
     )
+
+
+def _build_engine(args: _EngineArgs) -> Engine:
+    """The configured engine, with a hint when the default checkpoint is missing."""
+    from sanchari_processes.build import build_engine
+
+    options = _options(args)
     try:
         engine = build_engine(options)
     except ModelMissingError as exc:

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 from sanchari_processes.config import VectorizeConfig
 from sanchari_processes.inference.nodata import shrink_valid
 from sanchari_processes.inference.predictor import Predictor
+from sanchari_processes.inference.sliding import BlockPredictor
 from sanchari_processes.probability import ProbabilityMap
 from sanchari_processes.provenance import provenance
 from sanchari_processes.sources.raster import RasterSource
@@ -72,8 +73,10 @@ def predict_probability(
     predictor: Predictor,
     workdir: Path,
     progress: Progress | None = None,
+    blocks: BlockPredictor | None = None,
 ) -> ProbabilityMap:
-    """Road probability for the whole ``source`` on its own grid, streamed block by block.
+    """Road probability for the whole ``source`` on its own grid, streamed block by block
+    (``blocks``: their patches run on a cluster, with the same result).
 
     The model's patch grid covers the raster once (see :func:`stream_predict`): the context a
     block needs is the patch overlap it shares with its neighbours. When the raster's ground
@@ -88,6 +91,7 @@ def predict_probability(
     )
     margin_px = predictor.config.nodata_margin_m / (source.gsd_m or predictor.metadata.gsd_m)
     resampled = grid != shape
+    cluster = {} if blocks is None else {"blocks": blocks}  # only real predictors take it
 
     def read(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray | None]:
         out = (rows.stop - rows.start, cols.stop - cols.start)
@@ -103,7 +107,7 @@ def predict_probability(
         def write(row: int, col: int, block: np.ndarray) -> None:
             prob.write(row, col, _drop_nodata(source, row, col, block, margin_px))
 
-        predictor.predict_stream(grid, read, write, report)
+        predictor.predict_stream(grid, read, write, report, **cluster)
     else:
         grid_path = workdir / "model-grid.tif"
         with _grid_writer(grid_path, grid) as dst:
@@ -112,7 +116,7 @@ def predict_probability(
                 window = Window(col, row, block.shape[1], block.shape[0])
                 dst.write(_quantise(block)[None], window=window)
 
-            predictor.predict_stream(grid, read, write_grid, report)
+            predictor.predict_stream(grid, read, write_grid, report, **cluster)
         _resample_back(grid_path, step, source, prob, margin_px)
         grid_path.unlink(missing_ok=True)
     if progress:
@@ -213,6 +217,7 @@ def run_source(
     model_progress: Progress | None = None,
     vector_progress: Progress | None = None,
     keep: Callable[[ProbabilityMap], None] | None = None,
+    blocks: BlockPredictor | None = None,
 ) -> dict:
     """The whole engine on an open source: probability → roads, with provenance attached.
 
@@ -221,7 +226,7 @@ def run_source(
     sees the probability map before the scratch files go (the CLI's ``--mask-out`` and
     ``--prob-out``); the map lives in ``workdir``.
     """
-    prob = predict_probability(source, predictor, workdir, model_progress)
+    prob = predict_probability(source, predictor, workdir, model_progress, blocks)
     collection = extract_roads(prob, vcfg, vector_progress)
     if keep is not None:
         keep(prob)

@@ -81,6 +81,13 @@ class QueueFullError(SanchariError):
     http_status = 503
 
 
+class BackendUnavailableError(SanchariError):
+    """A service the server runs on (its job database, its Dask scheduler) cannot be reached."""
+
+    ogc_code = "ServiceUnavailable"
+    http_status = 503
+
+
 class JobNotFoundError(SanchariError):
     """No job with that identifier exists (or it was dismissed and removed)."""
 

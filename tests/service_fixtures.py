@@ -346,3 +346,17 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def ticking_runner(job: Any, progress: Callable[..., None]) -> Path:
+    """A 4 s job in stages that counts its steps in ``JOB_DIR.ticks`` and its runs in
+    ``JOB_DIR.runs``, beside its folder (dismissing a job removes its folder, not these)."""
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    ticks = job.job_dir.with_name(f"{job.job_dir.name}.ticks")
+    with job.job_dir.with_name(f"{job.job_dir.name}.runs").open("a") as runs:
+        runs.write("run\n")
+    for step in range(40):
+        progress(step / 40, "Counting" if step < 20 else "Counting again")
+        ticks.write_text(str(step + 1))
+        time.sleep(0.1)
+    return slow_runner(job, lambda *_: None)

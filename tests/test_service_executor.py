@@ -28,7 +28,7 @@ class Recorder:
     def job_started(self, job_id: str) -> None:
         self.events.append(("started", job_id, None))
 
-    def job_progress(self, job_id: str, fraction: float) -> None:
+    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None:
         self.events.append(("progress", job_id, fraction))
 
     def job_succeeded(self, job_id: str, location: Path) -> None:

@@ -36,6 +36,12 @@ EXECUTE = "/processes/road-extraction/execution"
         ({"SANCHARI_MAX_BODY": "12"}, "max_body_bytes"),
         ({"SANCHARI_REMOTE_ALLOW": "bad host!"}, "allow-list"),
         ({"SANCHARI_REMOTE_TIMEOUT": "soon"}, "remote_timeout_s"),
+        ({"SANCHARI_DASK_SCHEDULER": "localhost:8786"}, "tcp://HOST:PORT"),
+        ({"SANCHARI_JOBS_DB": "mysql://db/jobs"}, "must be a postgresql://"),
+        (
+            {"SANCHARI_JOBS_DB": "postgresql://u:secret@127.0.0.1:1/jobs"},
+            "cannot use the job database postgresql://u:***@127.0.0.1:1/jobs",
+        ),
     ],
 )
 def test_bad_setting_is_one_error_line(tmp_path: Path, env: dict, words: str) -> None:

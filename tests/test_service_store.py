@@ -1,35 +1,50 @@
-"""The SQLite job store."""
+"""The job store, on SQLite and on PostgreSQL (the same tests for both)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sanchari_processes.errors import JobNotFoundError
-from sanchari_processes.service.store import FolderLock, JobStore, StoreBusyError
+from sanchari_processes.service.store import (
+    FolderLock,
+    JobStore,
+    SqliteJobStore,
+    StoreBusyError,
+    open_store,
+)
+
+Opener = Callable[[], JobStore]
 
 
-def test_life_cycle_and_conditional_updates(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    store.add("a", "road-extraction", {"latitude": 1.0})
-    assert store.get("a")["status"] == "accepted"
-    assert store.update("a", status="running", progress=10)
+def test_life_cycle_and_conditional_updates(open_store: Opener) -> None:
+    store = open_store()
+    store.add("a", "road-extraction", {"latitude": 1.0}, owner="me")
+    assert store.get("a")["status"] == "accepted" and store.get("a")["owner"] == "me"
+    assert store.update("a", status="running", progress=10, task="key-a")
+    assert store.get("a")["task"] == "key-a"
     assert store.update("a", only_live=False, status="dismissed")
     assert not store.update("a", status="successful")  # a dismissed job stays dismissed
     assert store.get("a")["status"] == "dismissed"
     store.add("b", "road-extraction", {})
     jobs, total = store.list(limit=1)
     assert total == 2 and [j["identifier"] for j in jobs] == ["b"]
+    assert [j["identifier"] for j in store.list()[0]] == ["b", "a"]
+    assert store.exists("b") and not store.exists("a", ["running"])
     store.delete("b")
     with pytest.raises(JobNotFoundError):
         store.get("b")
+    with pytest.raises(ValueError, match="unknown job columns"):
+        store.update("a", nonsense=1)
 
 
-def test_recover_requeues_queued_fails_running_drops_sync(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_recover_requeues_queued_fails_running_drops_sync(open_store: Opener) -> None:
+    store = open_store()
     store.add("run", "p", {}, inputs={"a": 1})
     store.update("run", status="running")
     store.add("queued", "p", {}, inputs={"a": 2})
@@ -37,33 +52,49 @@ def test_recover_requeues_queued_fails_running_drops_sync(tmp_path: Path) -> Non
     store.add("done", "p", {}, inputs={"a": 4})
     store.update("done", status="successful", location="x")
     assert store.get("queued")["started"] is None
-    recovered = JobStore(tmp_path / "jobs.sqlite3").recover()
+    recovered = open_store().recover(claim="new-owner")
     assert [r["identifier"] for r in recovered.requeue] == ["queued"]
     assert recovered.requeue[0]["inputs"] == {"a": 2}
     assert recovered.interrupted == ["run"] and recovered.dropped == ["sync"]
+    assert recovered.held == [] and recovered.settled == {"queued", "run", "sync"}
     failed = store.get("run")
     assert failed["status"] == "failed" and failed["error"]["status"] == 410
     assert failed["error"]["code"] == "JobInterrupted"
     assert store.get("queued")["status"] == "accepted"
+    assert store.get("queued")["owner"] == "new-owner"
     assert store.get("done")["status"] == "successful"
     with pytest.raises(JobNotFoundError):
         store.get("sync")
 
 
-def test_list_filters_and_sync_jobs_hidden(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_recover_leaves_jobs_whose_owner_still_holds_them(open_store: Opener) -> None:
+    store = open_store()
+    store.add("theirs", "p", {}, inputs={"a": 1}, owner="alive")
+    store.update("theirs", status="running", task="t1")
+    store.add("orphan", "p", {}, inputs={"a": 2}, owner="gone")
+    store.update("orphan", status="running")
+    recovered = open_store().recover(held=lambda owner: owner == "alive")
+    assert [r["identifier"] for r in recovered.held] == ["theirs"]
+    assert recovered.held[0]["task"] == "t1"
+    assert recovered.interrupted == ["orphan"]
+    assert store.get("theirs")["status"] == "running"
+
+
+def test_list_filters_and_sync_jobs_hidden(open_store: Opener) -> None:
+    store = open_store()
     store.add("a", "road-extraction", {})
     store.add("b", "road-extraction-gee", {})
     store.update("b", status="failed")
     store.add("c", "road-extraction", {}, sync=True)
     assert store.list()[1] == 2
+    assert store.list(include_sync=True)[1] == 3
     assert [j["identifier"] for j in store.list(statuses=["failed"])[0]] == ["b"]
     assert [j["identifier"] for j in store.list(process_ids=["road-extraction"])[0]] == ["a"]
     assert store.list(statuses=["running"]) == ([], 0)
 
 
-def test_expire_by_age_and_count(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_expire_by_age_and_count(open_store: Opener) -> None:
+    store = open_store()
     for name, finished in [
         ("old", "2020-01-01T00:00:00.000000Z"),
         ("mid", "2030-01-01T00:00:00.000000Z"),
@@ -77,6 +108,29 @@ def test_expire_by_age_and_count(tmp_path: Path) -> None:
     assert store.identifiers() == {"new", "live"}
 
 
+def test_concurrent_recoveries_settle_each_job_once(open_store: Opener) -> None:
+    """Two servers starting at once: the store's lock lets only one settle a job."""
+    store = open_store()
+    for n in range(20):
+        store.add(f"q{n}", "p", {}, inputs={"n": n})
+    stores = [open_store(), open_store()]
+    found: list[list[str]] = [[], []]
+
+    def recover(i: int) -> None:
+        found[i] = [r["identifier"] for r in stores[i].recover(claim=f"s{i}").requeue]
+
+    threads = [threading.Thread(target=recover, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # a requeued job stays accepted, so the second recovery claims it again: the lock makes
+    # the claims whole (every job has exactly one owner, and it is one of the two)
+    owners = {store.get(f"q{n}")["owner"] for n in range(20)}
+    assert len(owners) == 1 and owners <= {"s0", "s1"}
+    assert sorted(found[0]) == sorted(found[1]) == sorted(f"q{n}" for n in range(20))
+
+
 def test_old_store_gains_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
     with sqlite3.connect(path) as db:
@@ -88,9 +142,41 @@ def test_old_store_gains_new_columns(tmp_path: Path) -> None:
             "INSERT INTO jobs VALUES ('q', 'p', 'accepted', '', 0, 'x', 'x', NULL, 'x', NULL,"
             " NULL, NULL, NULL);"
         )
-    store = JobStore(path)
+    store = SqliteJobStore(path)
     recovered = store.recover()  # no inputs kept: cannot run again, so interrupted
     assert recovered.interrupted == ["q"] and recovered.requeue == []
+
+
+def test_old_postgres_store_gains_new_columns(pg_url: str) -> None:
+    import psycopg
+
+    from sanchari_processes.service.store_pg import PostgresJobStore
+
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute(
+            "CREATE TABLE jobs (identifier TEXT PRIMARY KEY, process_id TEXT NOT NULL,"
+            " status TEXT NOT NULL, message TEXT, progress INTEGER NOT NULL DEFAULT 0,"
+            " created TEXT NOT NULL, started TEXT, finished TEXT, updated TEXT NOT NULL,"
+            " location TEXT, mimetype TEXT, parameters TEXT, error TEXT)"
+        )
+        db.execute(
+            "INSERT INTO jobs (identifier, process_id, status, created, updated)"
+            " VALUES ('q', 'p', 'accepted', 'x', 'x')"
+        )
+    store = PostgresJobStore(pg_url)
+    try:
+        assert store.get("q")["owner"] is None and store.get("q")["sync"] is False
+        assert store.recover().interrupted == ["q"]
+    finally:
+        store.close()
+
+
+def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    from sanchari_processes.service.store_pg import StoreUnavailableError
+
+    with pytest.raises(StoreUnavailableError, match=r"cannot .*job database .*:\*\*\*@") as err:
+        open_store(tmp_path, "postgresql://u:secret@127.0.0.1:1/jobs?connect_timeout=2")
+    assert "secret" not in err.value.message and "\n" not in err.value.message
 
 
 def test_folder_lock_is_exclusive_and_released(tmp_path: Path) -> None:

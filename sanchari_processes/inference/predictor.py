@@ -19,6 +19,7 @@ from sanchari_processes.inference.backends import Runner, default_batch_size
 from sanchari_processes.inference.checkpoint import ModelMetadata
 from sanchari_processes.inference.nodata import fill_smooth, shrink_valid
 from sanchari_processes.inference.sliding import (
+    BlockPredictor,
     RegionWriter,
     reflect_reader,
     stream_predict,
@@ -112,17 +113,19 @@ class Predictor:
         read: RawReader,
         write: RegionWriter,
         progress: ProgressFn | None = None,
+        blocks: BlockPredictor | None = None,
     ) -> int:
         """Stream a ``shape`` image through the model; returns the number of patches.
 
         ``read`` serves raw pixels of windows inside the image; ``write`` receives the final
         probabilities (0..1, no-data not yet zeroed: the caller knows its mask) block by block.
+        ``blocks`` runs the blocks' patches elsewhere (a cluster), with the same output.
         """
 
         def prepared(rows: slice, cols: slice) -> np.ndarray:
             return self.prepare(*read(rows, cols))[0]
 
-        return self._stream(shape, prepared, write, progress)
+        return self._stream(shape, prepared, write, progress, blocks)
 
     def _stream(
         self,
@@ -130,6 +133,7 @@ class Predictor:
         prepared: Callable[[slice, slice], np.ndarray],
         write: RegionWriter,
         progress: ProgressFn | None,
+        blocks: BlockPredictor | None = None,
     ) -> int:
         def clipped(row: int, col: int, prob: np.ndarray) -> None:
             write(row, col, np.clip(prob, 0.0, 1.0, out=prob))
@@ -147,6 +151,7 @@ class Predictor:
                 margin=cfg.edge_margin,
                 block=cfg.stream_window,
                 progress=progress or bar,
+                blocks=blocks,
             )
 
     def predict(

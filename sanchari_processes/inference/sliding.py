@@ -16,7 +16,7 @@ plain functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,12 @@ RegionReader = Callable[[slice, slice], np.ndarray]
 RegionWriter = Callable[[int, int, np.ndarray], None]
 PredictBatch = Callable[[np.ndarray], np.ndarray]
 Progress = Callable[[int, int], None]
+#: One block's work: its ``(C, h, w)`` input region and the patch origins inside it.
+BlockWork = tuple[np.ndarray, list[tuple[int, int]]]
+#: Runs blocks elsewhere (e.g. on a cluster): given the blocks in order, yields each block's
+#: ``(N, p, p)`` patch predictions (:func:`predict_patches`) in the same order; it may read
+#: and start blocks ahead of the one it yields.
+BlockPredictor = Callable[[Iterable[BlockWork]], Iterator[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ def stream_predict(
     block: int = 2048,
     blend: BlendMode = "gaussian",
     progress: Progress | None = None,
+    blocks: BlockPredictor | None = None,
 ) -> int:
     """Predict a ``height × width`` image patch by patch, block by block; returns the patches.
 
@@ -169,6 +176,8 @@ def stream_predict(
     to ``(N, p, p)`` values. ``block`` is the side of a block in pixels (rounded down to whole
     strides, at least one patch). The result equals a whole-image blend up to float rounding,
     because every pixel sums the same patches with the same weights whatever the blocking.
+    With ``blocks`` the patches run there (chunked as here, so with the same results) while
+    the blending stays here, in the same order: the output is identical.
     """
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
@@ -185,6 +194,7 @@ def stream_predict(
     # What the previous band of blocks added to the first ``spill`` rows of the next one.
     below = np.zeros((2, spill, cols[-1].end - x0), np.float32)
     done = 0
+    given = None if blocks is None else iter(blocks(_block_work(rows, cols, read)))
     for ry in rows:
         beside = np.zeros((2, ry.end - ry.begin, spill), np.float32)
         next_below = np.zeros_like(below)
@@ -194,11 +204,15 @@ def stream_predict(
             keep = (cx.end if last_col else cx.done) - cx.begin
             acc[:, :spill, :keep] += below[:, :, cx.begin - x0 : cx.begin - x0 + keep]
             acc[:, :, :spill] += beside
-            region = read(slice(ry.begin, ry.end), slice(cx.begin, cx.end))
-            origins = [(y - ry.begin, x - cx.begin) for y in ry.starts for x in cx.starts]
-            done = _blend_patches(
-                region, origins, acc, weight, predict_batch, batch_size, done, total, progress
-            )
+            origins = _origins(ry, cx)
+            if given is None:
+                region = read(slice(ry.begin, ry.end), slice(cx.begin, cx.end))
+                preds: Iterable[np.ndarray] = predict_patches(
+                    region, origins, predict_batch, batch_size, patch_size
+                )
+            else:
+                preds = [next(given)]
+            done = _blend_patches(origins, preds, acc, weight, done, total, progress)
             beside = acc[:, :, cx.done - cx.begin :].copy()
             height_done = ry.done - ry.begin
             if ry.done < ry.end:
@@ -208,33 +222,62 @@ def stream_predict(
     return total
 
 
-def _blend_patches(
+def _block_work(rows: list[_Span], cols: list[_Span], read: RegionReader) -> Iterator[BlockWork]:
+    """Each block's input region and patch origins, in block order (read when asked for)."""
+    for ry in rows:
+        for cx in cols:
+            yield read(slice(ry.begin, ry.end), slice(cx.begin, cx.end)), _origins(ry, cx)
+
+
+def _origins(ry: _Span, cx: _Span) -> list[tuple[int, int]]:
+    """Patch origins of a block, relative to its region, in the order they are blended."""
+    return [(y - ry.begin, x - cx.begin) for y in ry.starts for x in cx.starts]
+
+
+def predict_patches(
     region: np.ndarray,
     origins: list[tuple[int, int]],
-    acc: np.ndarray,
-    weight: np.ndarray,
     predict_batch: PredictBatch,
     batch_size: int,
+    patch: int,
+) -> Iterator[np.ndarray]:
+    """The ``(n, p, p)`` predictions of the patches at ``origins`` of ``region``, chunk by
+    chunk of ``batch_size`` (lazily, so progress can follow each chunk)."""
+    for first in range(0, len(origins), batch_size):
+        chunk = origins[first : first + batch_size]
+        patches = np.stack([region[:, y : y + patch, x : x + patch] for y, x in chunk])
+        preds = np.asarray(predict_batch(np.ascontiguousarray(patches, np.float32)), np.float32)
+        if preds.shape != (len(chunk), patch, patch):
+            raise ValueError(
+                f"predict_batch returned shape {preds.shape}, expected {(len(chunk), patch, patch)}"
+            )
+        yield preds
+
+
+def _blend_patches(
+    origins: list[tuple[int, int]],
+    preds: Iterable[np.ndarray],
+    acc: np.ndarray,
+    weight: np.ndarray,
     done: int,
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Predict the patches at ``origins`` of ``region`` and add ``w * p`` and ``w`` into acc."""
+    """Add ``w * p`` and ``w`` of each patch at ``origins`` into acc, in order (``preds``: the
+    patches' predictions, in chunks)."""
     p = weight.shape[0]
-    for first in range(0, len(origins), batch_size):
-        chunk = origins[first : first + batch_size]
-        patches = np.stack([region[:, y : y + p, x : x + p] for y, x in chunk])
-        preds = np.asarray(predict_batch(np.ascontiguousarray(patches, np.float32)), np.float32)
-        if preds.shape != (len(chunk), p, p):
-            raise ValueError(
-                f"predict_batch returned shape {preds.shape}, expected {(len(chunk), p, p)}"
-            )
-        for (y, x), pred in zip(chunk, preds, strict=True):
+    position = 0
+    for chunk in preds:
+        for pred in chunk:
+            y, x = origins[position]
             acc[0, y : y + p, x : x + p] += weight * pred
             acc[1, y : y + p, x : x + p] += weight
+            position += 1
         done += len(chunk)
         if progress is not None:
             progress(done, total)
+    if position != len(origins):
+        raise ValueError(f"got {position} patch predictions for {len(origins)} patches")
     return done
 
 

@@ -8,6 +8,7 @@ mappings into checked values so nothing downstream reads the environment or gues
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -168,6 +169,10 @@ class ManagerSettings:
     callbacks: NetPolicy = field(default_factory=NetPolicy)
     #: Attempts per success/failure callback (waiting 1, 2, 4 … s between them).
     callback_retries: int = 4
+    #: A ``postgresql://`` URL: jobs in PostgreSQL, shareable by several servers (else SQLite).
+    jobs_db: str | None = None
+    #: A Dask scheduler (``tcp://HOST:PORT``): jobs run on its workers (else local processes).
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.queue_size < 0:
@@ -178,10 +183,15 @@ class ManagerSettings:
             raise SettingsError("max_body_bytes must be at least 1024")
         if not 1 <= self.callback_retries <= 10:
             raise SettingsError("callback_retries must be within 1..10")
-
-    @property
-    def database(self) -> Path:
-        return self.store_dir / "jobs.sqlite3"
+        if self.jobs_db and not _PG_URL.match(self.jobs_db):
+            raise SettingsError(
+                "SANCHARI_JOBS_DB (jobs_db) must be a postgresql://USER:PASSWORD@HOST:PORT/DB URL"
+            )
+        if self.dask_scheduler and not _SCHEDULER.match(self.dask_scheduler):
+            raise SettingsError(
+                "SANCHARI_DASK_SCHEDULER (dask_scheduler) must be a scheduler address like "
+                f"tcp://HOST:PORT, got {self.dask_scheduler!r}"
+            )
 
     @property
     def torch_threads(self) -> int:
@@ -195,7 +205,7 @@ class ManagerSettings:
         known = {"name", "connection", "output_dir", "processes", "workers", "queue_size"}
         known |= {"retry_after_s", "threads_per_worker", "sync_timeout_s", "job_retention_s"}
         known |= {"max_jobs", "max_body_bytes", "remote_allow", "remote_timeout_s"}
-        known |= {"callback_retries"}
+        known |= {"callback_retries", "jobs_db", "dask_scheduler"}
         _reject_unknown(block, known, "server.manager")
         store = block.get("output_dir") or "sanchari-jobs"
         defaults = cls()
@@ -203,6 +213,8 @@ class ManagerSettings:
         return cls(
             store_dir=Path(str(store)).expanduser().absolute(),
             callbacks=RemoteSettings.from_mapping(remote).policy,
+            jobs_db=str(block.get("jobs_db") or "").strip() or None,
+            dask_scheduler=str(block.get("dask_scheduler") or "").strip() or None,
             **{
                 key: _int(block, key, getattr(defaults, key))
                 for key in (
@@ -218,6 +230,12 @@ class ManagerSettings:
                 )
             },
         )
+
+
+_PG_URL = re.compile(r"^postgres(ql)?://\S+$")
+_SCHEDULER = re.compile(
+    r"^(tcp|tls)://[^\s/:]+(:\d+)?/?$|^(tcp|tls)://\[[0-9a-fA-F:.]+\](:\d+)?/?$"
+)
 
 
 def _reject_unknown(block: Mapping[str, Any], known: set[str], where: str) -> None:

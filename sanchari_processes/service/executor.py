@@ -5,8 +5,10 @@ the GIL with the web server. Here each job runs in a long-lived worker *process*
 torch and GDAL start clean) that loads the model once and keeps it; dismissing a running job
 terminates its worker, which is then replaced. Jobs beyond the busy workers wait in a bounded
 queue; a full queue refuses new jobs (503). Workers die with the server, however it dies: each
-holds the read end of a pipe whose only writer is the server, and exits when it reads EOF. A
-later distributed engine implements the same :class:`JobExecutor` protocol.
+holds the read end of a pipe whose only writer is the server, and exits when it reads EOF. The
+Dask executor (:mod:`~sanchari_processes.service.dask_executor`) implements the same
+:class:`JobExecutor` protocol, and shares :func:`run_job` (how a job's outcome and progress are
+reported) with this pool.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -29,8 +32,21 @@ from sanchari_processes.errors import QueueFullError, SanchariError
 
 LOGGER = logging.getLogger(__name__)
 
+#: Progress of a job: ``progress(fraction, stage=None)``; ``stage`` names what it is doing.
+Progress = Callable[..., None]
 #: A worker-side job runner: ``run(job, progress) -> result path`` (module-level, picklable).
-Runner = Callable[[Any, Callable[[float], None]], Path]
+Runner = Callable[[Any, Progress], Path]
+#: Least time between two progress events of one job (seconds), unless the stage changes.
+PROGRESS_INTERVAL_S = 0.2
+#: Pools alive in this process, by owner tag (see :func:`owner_alive`).
+_LIVE_OWNERS: set[str] = set()
+
+
+class JobCancelled(BaseException):
+    """Raised inside a runner (from its progress callback) when its job was dismissed.
+
+    A ``BaseException`` so that no ``except Exception`` inside the engine swallows it.
+    """
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ class JobListener(Protocol):
 
     def job_started(self, job_id: str) -> None: ...
 
-    def job_progress(self, job_id: str, fraction: float) -> None: ...
+    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None: ...
 
     def job_succeeded(self, job_id: str, location: Path) -> None: ...
 
@@ -66,16 +82,26 @@ class JobListener(Protocol):
 
 
 class JobExecutor(Protocol):
-    """Runs jobs outside the web request. Jobs need a ``job_id`` attribute."""
+    """Runs jobs outside the web request. Jobs need a ``job_id`` attribute.
+
+    ``owner`` tags the jobs this executor holds in the store; ``reattaches`` says whether a new
+    executor with the same tag can pick up jobs a previous one left running (a cluster can).
+    """
+
+    owner: str
+    reattaches: bool
 
     def start(self) -> None: ...
 
-    def submit(self, job: Any, *, force: bool = False) -> None:
-        """Queue ``job``; raise :class:`QueueFullError` when no capacity is left.
+    def submit(self, job: Any, *, force: bool = False) -> str | None:
+        """Queue ``job``; its task key (kept with the job to re-attach), or ``None``.
 
-        ``force`` queues beyond the bound: for jobs already accepted (requeued after a
-        restart, or whose planning just finished).
+        Raises :class:`QueueFullError` when no capacity is left. ``force`` queues beyond the
+        bound: for jobs already accepted (requeued after a restart, or just planned).
         """
+
+    def attach(self, job_id: str, task: str) -> bool:
+        """Follow a job a previous server left running; ``False`` when it is gone."""
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running job; ``False`` when it is not here (already finished)."""
@@ -121,8 +147,50 @@ class _Worker:
             conn.close()
 
 
+def local_owner() -> str:
+    """A fresh owner tag for a pool of this process: ``local:HOST:PID:TOKEN``."""
+    return f"local:{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def claim_owner(owner: str) -> None:
+    """Mark ``owner`` (a tag of this process) as alive until :func:`release_owner`."""
+    _LIVE_OWNERS.add(owner)
+
+
+def release_owner(owner: str) -> None:
+    _LIVE_OWNERS.discard(owner)
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the server holding jobs tagged ``owner`` may still be running.
+
+    A local pool is gone when its process on this host is (or, in this process, when it was
+    shut down); pools on other hosts and clusters are presumed alive: they settle their own.
+    """
+    kind, _, rest = owner.partition(":")
+    if kind != "local":
+        return True
+    host, _, pid_token = rest.partition(":")
+    pid_text, _, _ = pid_token.partition(":")
+    if host != socket.gethostname():
+        return True
+    if not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return owner in _LIVE_OWNERS
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LocalProcessPool:
     """A bounded pool of worker processes on this machine (implements :class:`JobExecutor`)."""
+
+    reattaches = False
 
     def __init__(
         self,
@@ -144,18 +212,20 @@ class LocalProcessPool:
         self._pending: deque[Any] = deque()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.owner = local_owner()
 
     def start(self) -> None:
         with self._lock:
             if self._thread is not None:
                 return
+            claim_owner(self.owner)
             self._workers = [self._spawn() for _ in range(self._size)]
             self._thread = threading.Thread(
                 target=self._event_loop, name="sanchari-executor", daemon=True
             )
             self._thread.start()
 
-    def submit(self, job: Any, *, force: bool = False) -> None:
+    def submit(self, job: Any, *, force: bool = False) -> str | None:
         with self._lock:
             if self._thread is None or self._stopping:
                 raise QueueFullError("the job executor is not running")
@@ -167,6 +237,10 @@ class LocalProcessPool:
                 )
             self._pending.append(job)
             self._dispatch()
+        return None
+
+    def attach(self, job_id: str, task: str) -> bool:
+        return False  # a pool's jobs die with its server
 
     def cancel(self, job_id: str) -> bool:
         with self._lock:
@@ -194,6 +268,7 @@ class LocalProcessPool:
             self._stopping = True
             workers, self._workers = self._workers, []
             self._pending.clear()
+            release_owner(self.owner)
         for worker in workers:
             worker.stop(timeout)
         if self._thread is not None:
@@ -258,7 +333,7 @@ class LocalProcessPool:
         if kind == "started":
             self._listener.job_started(job_id)
         elif kind == "progress":
-            self._listener.job_progress(job_id, float(payload))
+            self._listener.job_progress(job_id, float(payload[0]), payload[1])
         elif kind in ("succeeded", "failed"):
             with self._lock:
                 worker.job_id = None
@@ -305,7 +380,12 @@ def _worker_main(
         if job is None:
             return
         events.send(("started", job.job_id, None))
-        events.send(_run_one(job, runner, events))
+
+        def emit(fraction: float, stage: str | None, job_id: str = job.job_id) -> None:
+            events.send(("progress", job_id, (fraction, stage)))
+
+        kind, payload = run_job(job, runner, emit)
+        events.send((kind, job.job_id, payload))
 
 
 def _die_with_parent(lifeline: Connection) -> None:
@@ -318,21 +398,50 @@ def _die_with_parent(lifeline: Connection) -> None:
     os._exit(0)
 
 
-def _run_one(job: Any, runner: Runner, events: Connection) -> tuple[str, str, Any]:
-    last = {"t": 0.0, "f": -1.0}
+class ProgressThrottle:
+    """Passes on a job's progress at most every :data:`PROGRESS_INTERVAL_S` (and each new
+    stage, and the end), clamped to 0..1, so a fast engine never floods the events."""
 
-    def progress(fraction: float) -> None:
-        now = time.monotonic()
-        if fraction >= 1.0 or (fraction - last["f"] >= 0.01 and now - last["t"] >= 0.2):
-            last.update(t=now, f=fraction)
-            events.send(("progress", job.job_id, min(max(fraction, 0.0), 1.0)))
+    def __init__(self, emit: Callable[[float, str | None], None]) -> None:
+        self._emit = emit
+        self._time = 0.0
+        self._fraction = -1.0
+        self._stage: str | None = None
+
+    def __call__(self, fraction: float, stage: str | None = None) -> None:
+        moment = time.monotonic()
+        new_stage = stage is not None and stage != self._stage
+        due = fraction - self._fraction >= 0.01 and moment - self._time >= PROGRESS_INTERVAL_S
+        if fraction >= 1.0 or new_stage or due:
+            self._time, self._fraction = moment, fraction
+            self._stage = stage or self._stage
+            self._emit(min(max(fraction, 0.0), 1.0), self._stage)
+
+
+def run_job(
+    job: Any,
+    runner: Runner,
+    emit: Callable[[float, str | None], None],
+    check: Callable[[], None] = lambda: None,
+) -> tuple[str, Any]:
+    """Run ``job`` in a worker: ``("succeeded", path)``, ``("failed", JobFailure)`` or
+    ``("cancelled", None)``. ``check`` is called at each progress step and may raise
+    :class:`JobCancelled` to stop the job there."""
+    throttle = ProgressThrottle(emit)
+
+    def progress(fraction: float, stage: str | None = None) -> None:
+        check()
+        throttle(fraction, stage)
 
     try:
         location = runner(job, progress)
+    except JobCancelled:
+        LOGGER.info("job %s stopped: it was dismissed", job.job_id)
+        return ("cancelled", None)
     except SanchariError as exc:
         LOGGER.info("job %s failed: %s", job.job_id, exc.message)
-        return ("failed", job.job_id, JobFailure.from_error(exc))
+        return ("failed", JobFailure.from_error(exc))
     except Exception:
         LOGGER.exception("job %s crashed", job.job_id)
-        return ("failed", job.job_id, JobFailure.internal())
-    return ("succeeded", job.job_id, str(location))
+        return ("failed", JobFailure.internal())
+    return ("succeeded", str(location))

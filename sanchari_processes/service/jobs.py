@@ -26,10 +26,17 @@ RESULT_NAME = "roads.geojson"
 RESULT_MIMETYPE = GEOJSON
 #: Shares of the job's progress: reading imagery, the model, vectorizing, writing.
 _READ, _MODEL, _VECTOR = 0.05, 0.80, 0.13
+#: The stages a job reports with its progress (shown as the job's status message).
+READING, MODEL, VECTORIZING, WRITING = (
+    "Reading imagery",
+    "Running the model",
+    "Vectorizing roads",
+    "Writing results",
+)
 #: What a job writes when the request does not say: the roads as GeoJSON.
 ROADS_ONLY = (("roads", GEOJSON),)
 
-Progress = Callable[[float], None]
+Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,8 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
     workdir = job.job_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f))
-        progress(_READ)
+        imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f, READING))
+        progress(_READ, MODEL)
         engine = build_engine(job.engine.options(job.options))
         threshold = engine.vectorize.threshold
         wanted = dict(job.outputs)
@@ -77,8 +84,8 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
                 engine.predictor,
                 engine.vectorize,
                 workdir,
-                model_progress=lambda f: progress(_READ + _MODEL * f),
-                vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f),
+                model_progress=lambda f: progress(_READ + _MODEL * f, MODEL),
+                vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f, VECTORIZING),
                 keep=keep,
             )
             if "preview" in wanted:
@@ -88,6 +95,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
                     source, collection, job.job_dir / OUTPUTS["preview"].default.file_name
                 )
                 files["preview"] = (OUTPUTS["preview"].default.file_name, wanted["preview"])
+        progress(_READ + _MODEL + _VECTOR, WRITING)
         record = collection["sanchari"]
         record["source"]["name"] = imagery.name
         record.update(imagery.provenance)
@@ -99,7 +107,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
             {key: {"file": name, "mediaType": media} for key, (name, media) in files.items()},
             job.job_dir / MANIFEST,
         )
-        progress(1.0)
+        progress(1.0, WRITING)
         return job.result_path
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

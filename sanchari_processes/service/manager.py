@@ -1,17 +1,19 @@
-"""The pygeoapi process manager: validated jobs, a SQLite job store, real worker processes.
+"""The pygeoapi process manager: validated jobs, a job store, real worker processes.
 
 It replaces pygeoapi's stock managers where they fall short: inputs are validated and the job
 planned before a job exists; jobs (sync and async) run in a bounded pool of worker processes
-(:mod:`~sanchari_processes.service.executor`) rather than a thread of the web server; progress
-comes from the engine; DELETE stops a running job and removes its files; errors keep their
-HTTP status and OGC code, and our own bugs answer 500 without internals.
+(:mod:`~sanchari_processes.service.executor`) or on a Dask cluster, never in a thread of the web
+server; progress comes from the engine, with its stage; DELETE stops a running job and removes
+its files; errors keep their HTTP status and OGC code, and our own bugs answer 500 without
+internals. Jobs live in SQLite (one server per jobs folder) or PostgreSQL (shared by servers).
 
 Web threads never wait on the network or without limit: remote headers are read by a small
 planning pool, synchronous executions are capped in number (:meth:`SanchariManager.start`'s
 ``sync_limit``) and in time (``sync_timeout_s``), and stop when their client disconnects. One
-server owns the jobs folder (a lock taken before the store is opened); at start it runs again
-the jobs that were queued, fails the ones that were running (410, "interrupted by a restart"),
-and removes scratch folders; finished jobs expire after ``job_retention_s``.
+server owns a SQLite jobs folder (a lock taken before the store is opened). At start it settles
+the jobs whose owner is gone: it runs again the ones that were queued, fails the ones that were
+running (410, "interrupted by a restart"), and removes their scratch folders; jobs still running
+on a cluster are re-attached. Finished jobs expire after ``job_retention_s``.
 """
 
 from __future__ import annotations
@@ -60,16 +62,29 @@ from sanchari_processes.service.execution import (
 from sanchari_processes.service.executor import (
     JobExecutor,
     JobFailure,
-    LocalProcessPool,
     Runner,
+    claim_owner,
+    local_owner,
+    owner_alive,
+    release_owner,
 )
+from sanchari_processes.service.executor_factory import make_executor
 from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, read_manifest, run_road_job
 from sanchari_processes.service.process import (
     SanchariProcessor,
     SanchariProcessorError,
 )
 from sanchari_processes.service.status import job_document
-from sanchari_processes.service.store import LIVE, FolderLock, JobStore, now, stamp_of
+from sanchari_processes.service.store import (
+    INTERRUPTED,
+    LIVE,
+    FolderLock,
+    JobStore,
+    Recovered,
+    now,
+    open_store,
+    stamp_of,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -100,7 +115,8 @@ class Outcome:
 
 
 class SanchariManager(BaseManager):
-    """Jobs in SQLite, run by a :class:`JobExecutor` (state: store, executor, waiters, pools)."""
+    """Jobs in a :class:`JobStore`, run by a :class:`JobExecutor` (state: store, executor,
+    waiters, pools)."""
 
     def __init__(self, manager_def: dict) -> None:
         super().__init__(manager_def)
@@ -125,11 +141,17 @@ class SanchariManager(BaseManager):
         self._planning = 0
         self._stop = threading.Event()
         self._janitor: threading.Thread | None = None
+        #: Owner of this server's synchronous jobs (their callers wait on this process).
+        self._sync_owner = local_owner()
 
     # -- life cycle -----------------------------------------------------------------------------
     def acquire_folder(self) -> None:
-        """Take the jobs folder's lock (raises :class:`StoreBusyError` when another has it)."""
-        self._folder_lock.acquire()
+        """Take the jobs folder's lock (raises :class:`StoreBusyError` when another has it).
+
+        Only a SQLite store belongs to one server; servers share a PostgreSQL one.
+        """
+        if not self.settings.jobs_db:
+            self._folder_lock.acquire()
 
     def start(
         self,
@@ -147,31 +169,45 @@ class SanchariManager(BaseManager):
                 return
             self.acquire_folder()
             self._sync_slots = threading.BoundedSemaphore(max(1, sync_limit))
-            recovered = self.store.recover()
-            self._clean_scratch({r["identifier"] for r in recovered.requeue})
+            executor = executor or make_executor(self.settings, self, runner or run_road_job)
+            store = self.store  # opened first: an unreachable database starts nothing
+            executor.start()
+            recovered = store.recover(
+                held=lambda owner: self._holds(executor, owner), claim=executor.owner
+            )
+            for job_id in recovered.dropped:  # their callers left: stop them where they run
+                executor.cancel(job_id)
+            self._clean_scratch(recovered)
             self._expire()
-            if recovered.interrupted or recovered.requeue:
+            if recovered.interrupted or recovered.requeue or recovered.held:
                 LOGGER.warning(
-                    "after a restart: %d job(s) queued again, %d interrupted job(s) failed",
+                    "after a restart: %d job(s) queued again, %d interrupted job(s) failed, "
+                    "%d job(s) still held by a cluster or another server",
                     len(recovered.requeue),
                     len(recovered.interrupted),
+                    len(recovered.held),
                 )
-            self._executor = executor or LocalProcessPool(
-                self,
-                runner or run_road_job,
-                workers=self.settings.workers,
-                queue_size=self.settings.queue_size,
-                threads_per_worker=self.settings.torch_threads,
-            )
-            self._executor.start()
+            self._executor = executor
+            claim_owner(self._sync_owner)
             self.callbacks.start()
             self._stop.clear()
             self._janitor = threading.Thread(
                 target=self._janitor_loop, name="sanchari-janitor", daemon=True
             )
             self._janitor.start()
+        for record in recovered.held:
+            if record.get("owner") == executor.owner:
+                self._reattach(record)
         for record in recovered.requeue:
             self._requeue(record)
+
+    def _holds(self, executor: JobExecutor, owner: str | None) -> bool:
+        """Whether a live job tagged ``owner`` is still held (so recovery leaves it alone)."""
+        if not owner:
+            return False
+        if owner == executor.owner:
+            return executor.reattaches
+        return self.store.shared and owner_alive(owner)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -183,12 +219,17 @@ class SanchariManager(BaseManager):
         if executor is not None:
             executor.shutdown()
         self.callbacks.stop()
+        release_owner(self._sync_owner)
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
         self._folder_lock.release()
 
     @property
     def store(self) -> JobStore:
         if self._store is None:
-            self._store = JobStore(self.settings.database)
+            self._store = open_store(self.settings.store_dir, self.settings.jobs_db)
         return self._store
 
     def job_dir(self, job_id: str) -> Path:
@@ -282,6 +323,7 @@ class SanchariManager(BaseManager):
         waiter = threading.Event()
         if sync:
             self._waiters[job.job_id] = waiter
+        assert self._executor is not None
         self.store.add(
             job.job_id,
             job.process_id,
@@ -289,6 +331,7 @@ class SanchariManager(BaseManager):
             inputs=body,
             sync=sync,
             mimetype=RESULT_MIMETYPE,
+            owner=self._sync_owner if sync else self._executor.owner,
         )
         try:
             self._submit(processor, job)
@@ -334,8 +377,7 @@ class SanchariManager(BaseManager):
     def _submit(self, processor: SanchariProcessor, job: RoadJob, *, force: bool = False) -> None:
         """To the workers, or first to the planning pool when the plan needs the network."""
         if not processor.needs_network(job):
-            assert self._executor is not None
-            self._executor.submit(job, force=force)
+            self._hand_over(job, force=force)
             return
         with self._lock:
             if not force and self._planning >= processor.network_slots + self.settings.queue_size:
@@ -359,7 +401,7 @@ class SanchariManager(BaseManager):
                 job = processor.complete(job)
                 if self._executor is None or not self.store.exists(job.job_id, LIVE):
                     return
-                self._executor.submit(job, force=True)
+                self._hand_over(job, force=True)
             except SanchariError as exc:
                 self.job_failed(job.job_id, JobFailure.from_error(exc))
             except Exception:
@@ -368,6 +410,29 @@ class SanchariManager(BaseManager):
         finally:
             with self._lock:
                 self._planning -= 1
+
+    def _hand_over(self, job: RoadJob, *, force: bool = False) -> None:
+        """Give ``job`` to the executor, and keep its task key with it (to re-attach)."""
+        assert self._executor is not None
+        task = self._executor.submit(job, force=force)
+        if task:
+            self.store.update(job.job_id, task=task)
+
+    def _reattach(self, record: dict) -> None:
+        """Follow again a job a previous server left on the cluster (or run it again when it
+        never got there); one the cluster forgot fails as interrupted."""
+        assert self._executor is not None
+        job_id, task = record["identifier"], record.get("task")
+        if task and self._executor.attach(job_id, task):
+            _, execution = self._stored_request(record)
+            if execution.subscriber is not None:
+                self._subscribers[job_id] = execution.subscriber.to_dict()
+            LOGGER.info("job %s: re-attached to its task %s", job_id, task)
+            return
+        if record["status"] == "accepted" and record["inputs"] is not None:
+            self._requeue(record)
+            return
+        self.job_failed(job_id, JobFailure(**INTERRUPTED))
 
     def _requeue(self, record: dict) -> None:
         """Plan again a job a previous server accepted but never started, and queue it."""
@@ -388,13 +453,22 @@ class SanchariManager(BaseManager):
             self.job_failed(job_id, JobFailure.internal())
 
     # -- housekeeping ---------------------------------------------------------------------------
-    def _clean_scratch(self, requeued: set[str]) -> None:
-        """At start no job runs: only successful jobs' results stay (no ``work/`` folders)."""
+    def _clean_scratch(self, recovered: Recovered) -> None:
+        """Remove what settled jobs left. A server alone on its folder also removes every
+        other folder but successful jobs' results (no ``work/``) and jobs a cluster holds."""
         root = self.settings.store_dir / "jobs"
         if not root.is_dir():
             return
+        if self.store.shared:  # other servers' jobs live here too
+            for job_id in recovered.settled:
+                shutil.rmtree(root / job_id, ignore_errors=True)
+            return
+        requeued = {r["identifier"] for r in recovered.requeue}
+        held = {r["identifier"] for r in recovered.held}
         kept = self.store.identifiers(["successful"])
         for folder in root.iterdir():
+            if folder.name in held:
+                continue
             if folder.name in requeued or folder.name not in kept:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
@@ -425,14 +499,16 @@ class SanchariManager(BaseManager):
         )
         self._notify_progress(job_id, force=True)
 
-    def job_progress(self, job_id: str, fraction: float) -> None:
+    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None:
         percent = min(99, max(1, int(fraction * 100)))
-        stage = "Running the model" if fraction < 0.85 else "Vectorizing roads"
-        self.store.update(job_id, status="running", progress=percent, message=stage)
+        values: dict[str, Any] = {"status": "running", "progress": percent}
+        if stage:
+            values["message"] = stage
+        self.store.update(job_id, **values)
         self._notify_progress(job_id)
 
     def job_succeeded(self, job_id: str, location: Path) -> None:
-        self.store.update(
+        changed = self.store.update(
             job_id,
             status="successful",
             progress=100,
@@ -442,19 +518,22 @@ class SanchariManager(BaseManager):
             message="Job complete",
         )
         self._wake(job_id)
-        self._notify_final(job_id)
+        if changed:  # a job two servers follow is reported once
+            self._notify_final(job_id)
 
     def job_failed(self, job_id: str, failure: JobFailure) -> None:
-        self.store.update(
+        changed = self.store.update(
             job_id,
             status="failed",
             finished=now(),
             error=failure.to_dict(),
             message=f"{failure.code}: {failure.message}",
         )
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        if changed:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self._wake(job_id)
-        self._notify_final(job_id)
+        if changed:
+            self._notify_final(job_id)
 
     def _wake(self, job_id: str) -> None:
         waiter = self._waiters.get(job_id)

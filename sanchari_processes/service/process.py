@@ -134,7 +134,7 @@ class SanchariProcessor(BaseProcessor):
         try:
             with tempfile.TemporaryDirectory(prefix="sanchari-job-") as tmp:
                 job = self.complete(self.prepare(data, "inline", Path(tmp)))
-                path = run_road_job(job, lambda _fraction: None)
+                path = run_road_job(job, lambda *_: None)
                 return RESULT_MIMETYPE, json.loads(path.read_text(encoding="utf-8"))
         except SanchariError as exc:
             raise SanchariProcessorError(exc) from None

@@ -1,10 +1,13 @@
-"""The embedded job store: one SQLite file, so jobs and their results survive a restart.
+"""The job store: one small interface, on SQLite (default) or PostgreSQL (shared).
 
-SQLite (stdlib, WAL mode, a connection per call) is safe across the web server's threads and
-the executor's event thread. Status changes from workers are conditional on the job still being
-live, so a late "finished" event can never resurrect a dismissed job. One server owns a store at
-a time (:class:`FolderLock`); at start it recovers what a previous run left (:meth:`recover`), and
-finished jobs expire (:meth:`expire`) so the store stays bounded.
+Both keep the same records with the same SQL (written with ``?`` marks); a subclass only says
+how to connect and how to take the store's lock. SQLite (stdlib, WAL mode, a connection per
+call) is safe across the web server's threads and the executor's event thread, and belongs to
+one server (:class:`FolderLock`). PostgreSQL (:mod:`~sanchari_processes.service.store_pg`) lets
+several servers share the jobs. Status changes from workers are conditional on the job still
+being live, so a late "finished" event can never resurrect a dismissed job. At start a server
+settles what a previous run left (:meth:`JobStore.recover`) — only jobs whose owner is gone —
+and finished jobs expire (:meth:`JobStore.expire`) so the store stays bounded.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,9 +52,11 @@ _COLUMNS = (
     "error",
     "inputs",
     "sync",
+    "owner",
+    "task",
 )
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
     identifier TEXT PRIMARY KEY,
     process_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -64,11 +70,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     mimetype TEXT,
     parameters TEXT,
     error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
-"""
-#: Columns added after the first release (older stores get them on open).
-_ADDED = {"inputs": "TEXT", "sync": "INTEGER NOT NULL DEFAULT 0"}
+)""",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created)",
+)
+#: Columns added after the first release (older stores get them on open). ``owner`` names the
+#: executor holding a live job, ``task`` its key there (a Dask task, for re-attaching).
+ADDED_COLUMNS = {
+    "inputs": "TEXT",
+    "sync": "INTEGER NOT NULL DEFAULT 0",
+    "owner": "TEXT",
+    "task": "TEXT",
+}
+_INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)",)
+#: "No limit" for LIMIT clauses, in a form both databases accept.
+_NO_LIMIT = 2**62
 
 
 def now() -> str:
@@ -82,36 +97,40 @@ def stamp_of(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Recovered:
-    """What :meth:`JobStore.recover` found: jobs to run again, jobs failed as interrupted."""
+    """What :meth:`JobStore.recover` found: jobs to run again, jobs failed as interrupted,
+    sync jobs dropped, and live jobs left alone because their owner still holds them."""
 
     requeue: list[dict]
     interrupted: list[str]
     dropped: list[str]
+    held: list[dict]
+
+    @property
+    def settled(self) -> set[str]:
+        return {r["identifier"] for r in self.requeue} | set(self.interrupted) | set(self.dropped)
 
 
-class JobStore:
-    """Job records (state: the SQLite file at ``path``)."""
+class JobStore(ABC):
+    """Job records; subclasses say how to connect (``?`` marks) and how to lock the store."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, kind in _ADDED.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-            db.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)")
+    #: Whether several servers may use this store at once (else one owns it: FolderLock).
+    shared = False
 
+    @abstractmethod
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> Iterator[Any]:
+        """A connection in autocommit mode whose rows read as mappings."""
+
+    @abstractmethod
+    @contextmanager
+    def _locked(self) -> Iterator[Any]:
+        """A connection inside a transaction that holds the store's write lock."""
+
+    def _run(self, db: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return db.execute(sql, tuple(params))
+
+    def close(self) -> None:  # noqa: B027 - nothing to release for a file store
+        """Release connections (the store can no longer be used)."""
 
     def add(
         self,
@@ -122,14 +141,16 @@ class JobStore:
         inputs: Any = None,
         sync: bool = False,
         mimetype: str | None = None,
+        owner: str | None = None,
     ) -> dict:
         """A new ``accepted`` job (``started`` stays empty until a worker starts it)."""
         stamp = now()
         with self._connect() as db:
-            db.execute(
+            self._run(
+                db,
                 "INSERT INTO jobs (identifier, process_id, status, message, progress, created,"
-                " updated, parameters, inputs, sync, mimetype)"
-                " VALUES (?, ?, 'accepted', ?, 0, ?, ?, ?, ?, ?, ?)",
+                " updated, parameters, inputs, sync, mimetype, owner)"
+                " VALUES (?, ?, 'accepted', ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     identifier,
                     process_id,
@@ -140,13 +161,14 @@ class JobStore:
                     None if inputs is None else json.dumps(inputs),
                     int(sync),
                     mimetype,
+                    owner,
                 ),
             )
         return self.get(identifier)
 
     def get(self, identifier: str) -> dict:
         with self._connect() as db:
-            row = db.execute("SELECT * FROM jobs WHERE identifier = ?", (identifier,)).fetchone()
+            row = self._run(db, "SELECT * FROM jobs WHERE identifier = ?", (identifier,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job {identifier}")
         return _record(row)
@@ -154,7 +176,8 @@ class JobStore:
     def exists(self, identifier: str, statuses: Sequence[str] = STATUSES) -> bool:
         marks = ", ".join("?" * len(statuses))
         with self._connect() as db:
-            row = db.execute(
+            row = self._run(
+                db,
                 f"SELECT 1 FROM jobs WHERE identifier = ? AND status IN ({marks})",
                 (identifier, *statuses),
             ).fetchone()
@@ -180,10 +203,12 @@ class JobStore:
                 params += list(values)
         clause = " AND ".join(where)
         with self._connect() as db:
-            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()[0]
-            rows = db.execute(
+            total = self._run(db, f"SELECT COUNT(*) AS n FROM jobs WHERE {clause}", params)
+            total = _first(total.fetchone())
+            rows = self._run(
+                db,
                 f"SELECT * FROM jobs WHERE {clause} ORDER BY created DESC LIMIT ? OFFSET ?",
-                (*params, -1 if limit is None else int(limit), int(offset or 0)),
+                (*params, _NO_LIMIT if limit is None else int(limit), int(offset or 0)),
             ).fetchall()
         return [_record(r) for r in rows], int(total)
 
@@ -202,84 +227,142 @@ class JobStore:
             sql += " AND status IN (?, ?)"
             params += list(LIVE)
         with self._connect() as db:
-            return db.execute(sql, params).rowcount > 0
+            return self._run(db, sql, params).rowcount > 0
 
     def delete(self, identifier: str) -> None:
         with self._connect() as db:
-            db.execute("DELETE FROM jobs WHERE identifier = ?", (identifier,))
+            self._run(db, "DELETE FROM jobs WHERE identifier = ?", (identifier,))
 
-    def recover(self) -> Recovered:
-        """Settle what a previous server process left live (call once, at start-up).
+    def recover(
+        self, held: Callable[[str | None], bool] = lambda owner: False, claim: str | None = None
+    ) -> Recovered:
+        """Settle the live jobs whose owner is gone (call once, at start-up).
 
-        Async jobs that never started are returned to run again; async jobs that were running
-        fail as interrupted (410, not a server error); sync jobs are dropped (their caller left
-        with the old process).
+        ``held(owner)`` says whether a live job's owner still holds it (another server, or a
+        cluster this one re-attaches to): those are left alone. Of the rest, async jobs that
+        never started are returned to run again (now owned by ``claim``); async jobs that were
+        running fail as interrupted (410, not a server error); sync jobs are dropped (their
+        caller left with the old process).
         """
         stamp = now()
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            dropped = [
-                r[0]
-                for r in db.execute(
-                    "SELECT identifier FROM jobs WHERE sync = 1 AND status IN (?, ?)", LIVE
-                )
-            ]
-            db.execute("DELETE FROM jobs WHERE sync = 1 AND status IN (?, ?)", LIVE)
-            interrupted = [
-                r[0]
-                for r in db.execute(
-                    "SELECT identifier FROM jobs WHERE status = 'running' OR"
-                    " (status = 'accepted' AND inputs IS NULL)"
-                )
-            ]
-            db.execute(
-                "UPDATE jobs SET status = 'failed', message = ?, error = ?, finished = ?,"
-                " updated = ? WHERE status = 'running' OR (status = 'accepted' AND inputs IS NULL)",
-                (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp),
-            )
-            rows = db.execute(
-                "SELECT * FROM jobs WHERE status = 'accepted' ORDER BY created"
+        settled = Recovered([], [], [], [])
+        with self._locked() as db:
+            rows = self._run(
+                db, "SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created", LIVE
             ).fetchall()
-            db.execute(
-                "UPDATE jobs SET message = 'Job accepted (queued again after a restart)',"
-                " progress = 0, updated = ? WHERE status = 'accepted'",
-                (stamp,),
-            )
-            db.execute("COMMIT")
-        return Recovered([_record(r) for r in rows], interrupted, dropped)
+            for record in map(_record, rows):
+                job_id = record["identifier"]
+                if held(record.get("owner")):
+                    settled.held.append(record)
+                elif record["sync"]:
+                    self._run(db, "DELETE FROM jobs WHERE identifier = ?", (job_id,))
+                    settled.dropped.append(job_id)
+                elif record["status"] == "running" or record["inputs"] is None:
+                    self._run(
+                        db,
+                        "UPDATE jobs SET status = 'failed', message = ?, error = ?, finished = ?,"
+                        " updated = ? WHERE identifier = ?",
+                        (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp, job_id),
+                    )
+                    settled.interrupted.append(job_id)
+                else:
+                    self._run(
+                        db,
+                        "UPDATE jobs SET message = 'Job accepted (queued again after a restart)',"
+                        " progress = 0, updated = ?, owner = ?, task = NULL WHERE identifier = ?",
+                        (stamp, claim, job_id),
+                    )
+                    settled.requeue.append(record)
+        return settled
 
     def expire(self, finished_before: str, keep: int) -> list[str]:
         """Delete finished jobs older than ``finished_before``, and beyond the newest ``keep``."""
         final = ", ".join("?" * len(FINAL))
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            old = db.execute(
+        with self._locked() as db:
+            old = self._run(
+                db,
                 f"SELECT identifier FROM jobs WHERE status IN ({final}) AND"
                 " COALESCE(finished, updated) < ?",
                 (*FINAL, finished_before),
             ).fetchall()
-            extra = db.execute(
+            extra = self._run(
+                db,
                 f"SELECT identifier FROM jobs WHERE status IN ({final})"
-                " ORDER BY COALESCE(finished, updated) DESC LIMIT -1 OFFSET ?",
-                (*FINAL, keep),
+                " ORDER BY COALESCE(finished, updated) DESC LIMIT ? OFFSET ?",
+                (*FINAL, _NO_LIMIT, keep),
             ).fetchall()
-            ids = sorted({r[0] for r in old} | {r[0] for r in extra})
+            ids = sorted({_first(r) for r in old} | {_first(r) for r in extra})
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                db.execute(
-                    f"DELETE FROM jobs WHERE identifier IN ({', '.join('?' * len(chunk))})", chunk
+                self._run(
+                    db,
+                    f"DELETE FROM jobs WHERE identifier IN ({', '.join('?' * len(chunk))})",
+                    chunk,
                 )
-            db.execute("COMMIT")
         return ids
 
     def identifiers(self, statuses: Sequence[str] = STATUSES) -> set[str]:
         marks = ", ".join("?" * len(statuses))
         with self._connect() as db:
-            rows = db.execute(f"SELECT identifier FROM jobs WHERE status IN ({marks})", statuses)
-            return {r[0] for r in rows}
+            rows = self._run(
+                db, f"SELECT identifier FROM jobs WHERE status IN ({marks})", statuses
+            ).fetchall()
+            return {_first(r) for r in rows}
 
 
-def _record(row: sqlite3.Row) -> dict:
+class SqliteJobStore(JobStore):
+    """Job records in one SQLite file (state: the file at ``path``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            for statement in _INDEXES:
+                db.execute(statement)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+
+def open_store(folder: Path, url: str | None = None) -> JobStore:
+    """The PostgreSQL store at ``url`` when given, else ``jobs.sqlite3`` in ``folder``."""
+    if url:
+        from sanchari_processes.service.store_pg import PostgresJobStore
+
+        return PostgresJobStore(url)
+    return SqliteJobStore(Path(folder) / "jobs.sqlite3")
+
+
+def _first(row: Any) -> Any:
+    """The first column of a row (a tuple, a sqlite3.Row or a dict)."""
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+def _record(row: Any) -> dict:
     record = dict(row)
     record["type"] = "process"
     record["parameters"] = json.loads(record["parameters"]) if record["parameters"] else None

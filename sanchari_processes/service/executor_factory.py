@@ -1,0 +1,48 @@
+"""Which executor runs the jobs, chosen by configuration in this one place.
+
+``dask_scheduler`` set (``SANCHARI_DASK_SCHEDULER``): a Dask cluster; otherwise the local pool of
+worker processes. New kinds register a builder here; the manager never names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sanchari_processes.service.config import ManagerSettings
+from sanchari_processes.service.executor import (
+    JobExecutor,
+    JobListener,
+    LocalProcessPool,
+    Runner,
+)
+
+Builder = Callable[[ManagerSettings, JobListener, Runner], JobExecutor]
+
+
+def _local(settings: ManagerSettings, listener: JobListener, runner: Runner) -> JobExecutor:
+    return LocalProcessPool(
+        listener,
+        runner,
+        workers=settings.workers,
+        queue_size=settings.queue_size,
+        threads_per_worker=settings.torch_threads,
+    )
+
+
+def _dask(settings: ManagerSettings, listener: JobListener, runner: Runner) -> JobExecutor:
+    from sanchari_processes.service.dask_executor import DaskExecutor
+
+    assert settings.dask_scheduler is not None
+    return DaskExecutor(listener, runner, settings.dask_scheduler, queue_size=settings.queue_size)
+
+
+EXECUTORS: dict[str, Builder] = {"local": _local, "dask": _dask}
+
+
+def executor_kind(settings: ManagerSettings) -> str:
+    return "dask" if settings.dask_scheduler else "local"
+
+
+def make_executor(settings: ManagerSettings, listener: JobListener, runner: Runner) -> JobExecutor:
+    """The executor the settings ask for (not started)."""
+    return EXECUTORS[executor_kind(settings)](settings, listener, runner)

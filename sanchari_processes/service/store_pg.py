@@ -1,0 +1,105 @@
+"""The job store on PostgreSQL, so several web servers can share one set of jobs.
+
+The records and SQL are :class:`~sanchari_processes.service.store.JobStore`'s; this adds a
+small connection pool (psycopg 3), ``?`` marks rewritten as ``%s``, and the store's lock as a
+transaction-scoped advisory lock, taken for schema changes, recovery and expiry so two servers
+starting at once never race. The schema is created, or brought up to date, on open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from sanchari_processes.errors import BackendUnavailableError, SettingsError
+from sanchari_processes.service.store import _INDEXES, _SCHEMA, ADDED_COLUMNS, JobStore
+
+#: The advisory lock key of the job store (any constant shared by every server).
+_LOCK_KEY = 0x5A4C_0B5
+#: Connections kept per server (HTTP threads plus the executor's and janitor's).
+_POOL_SIZE = 8
+#: Seconds to wait for the database on open and for a free connection.
+_CONNECT_TIMEOUT_S = 10
+
+
+class StoreUnavailableError(BackendUnavailableError):
+    """The job database cannot be reached or refused us."""
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+class PostgresJobStore(JobStore):
+    """Job records in PostgreSQL (state: a pool of connections to ``url``)."""
+
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise SettingsError(
+                "SANCHARI_JOBS_DB needs psycopg: pip install 'sanchari-processes[postgresql]'"
+            ) from None
+        self.url = url
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S) as db:
+                _migrate(db)
+        except (psycopg.Error, OSError) as exc:
+            raise StoreUnavailableError(
+                f"cannot use the job database {redacted(url)}: {_first_line(exc)}"
+            ) from None
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=_POOL_SIZE,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            timeout=_CONNECT_TIMEOUT_S,
+            open=True,
+        )
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        with self._pool.connection() as db:
+            yield db
+
+    @contextmanager
+    def _locked(self) -> Iterator[Any]:
+        with self._pool.connection() as db, db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            yield db
+
+    def _run(self, db: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return db.execute(sql.replace("?", "%s"), tuple(params))
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+
+
+def _migrate(db: Any) -> None:
+    """Create the schema, or bring it up to date, holding the store's lock."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for statement in _SCHEMA:
+            db.execute(statement)
+        for column, kind in ADDED_COLUMNS.items():
+            db.execute(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {column} {kind}")
+        for statement in _INDEXES:
+            db.execute(statement)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

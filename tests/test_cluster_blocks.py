@@ -1,0 +1,93 @@
+"""``predict --dask``: the engine's blocks on a real Dask cluster give the local output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+pytest.importorskip("distributed")
+
+from sanchari_processes.build import EngineOptions, build_engine
+from sanchari_processes.cli import main
+from sanchari_processes.cluster_blocks import block_predictor, connect
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.engine import predict_probability
+from sanchari_processes.errors import BackendUnavailableError
+from sanchari_processes.sources import open_raster
+from tests.synthetic import road_image, write_geotiff
+
+
+@pytest.mark.parametrize("gsd_m", [0.5, 0.35])  # the model's grid, and resampled to it
+def test_blocks_on_the_cluster_give_the_local_probabilities(
+    tmp_path: Path, tiny_checkpoint: Path, dask_scheduler: str, gsd_m: float
+) -> None:
+    transform = Affine(gsd_m, 0, 500000.0, 0, -gsd_m, 4649776.0)
+    path = write_geotiff(tmp_path / "scene.tif", road_image(300, 420), transform=transform)
+    inference = InferenceConfig(
+        patch_size=64, stride=32, batch_size=3, tta="flip4", device="cpu", stream_window=96
+    )
+    options = EngineOptions(weights=tiny_checkpoint, inference=inference)
+    predictor = build_engine(options).predictor
+    for name in ("local", "remote"):
+        (tmp_path / name).mkdir()
+    with open_raster(path) as source:
+        local = predict_probability(source, predictor, tmp_path / "local")[0:300, 0:420]
+        with connect(dask_scheduler) as client:
+            blocks = block_predictor(client, options, predictor.batch_size, 64)
+            seen: list[float] = []
+            remote = predict_probability(
+                source, predictor, tmp_path / "remote", seen.append, blocks
+            )[0:300, 0:420]
+    np.testing.assert_array_equal(remote, local)
+    assert local.max() > 0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 5
+
+
+def test_blocks_on_the_cluster_give_bit_identical_float_probabilities(
+    tiny_checkpoint: Path, dask_scheduler: str
+) -> None:
+    image = np.ascontiguousarray(road_image(230, 310, seed=3))
+    inference = InferenceConfig(
+        patch_size=64, stride=32, batch_size=4, tta="none", device="cpu", stream_window=64
+    )
+    options = EngineOptions(weights=tiny_checkpoint, inference=inference)
+    predictor = build_engine(options).predictor
+    runs = {}
+    with connect(dask_scheduler) as client:
+        for name, blocks in (
+            ("local", None),
+            ("dask", block_predictor(client, options, predictor.batch_size, 64)),
+        ):
+            out = np.full(image.shape[1:], np.nan, np.float32)
+
+            def write(row: int, col: int, prob: np.ndarray, out: np.ndarray = out) -> None:
+                out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
+
+            predictor.predict_stream(
+                image.shape[1:], lambda r, c: (image[:, r, c], None), write, None, blocks
+            )
+            runs[name] = out
+    assert not np.isnan(runs["local"]).any()
+    assert np.array_equal(runs["dask"], runs["local"])
+
+
+def test_predict_with_dask_writes_the_same_roads(
+    capsys: pytest.CaptureFixture, tmp_path: Path, tiny_checkpoint: Path, dask_scheduler: str
+) -> None:
+    path = write_geotiff(tmp_path / "scene.tif", road_image(200, 260))
+    common = ["--weights", str(tiny_checkpoint), "--tta", "none", "--no-progress"]
+    outputs = {}
+    for name, extra in (("local", []), ("dask", ["--dask", dask_scheduler])):
+        out = tmp_path / f"{name}.geojson"
+        code = main(["predict", str(path), "-o", str(out), *common, *extra])
+        assert code == 0, capsys.readouterr().err
+        outputs[name] = json.loads(out.read_text())
+    assert outputs["dask"]["features"] == outputs["local"]["features"]
+
+
+def test_unreachable_scheduler_is_one_clear_error() -> None:
+    with pytest.raises(BackendUnavailableError, match="cannot reach the Dask scheduler"):
+        connect("tcp://127.0.0.1:1", timeout_s=1)
