@@ -82,3 +82,16 @@ def test_shipped_model_finds_the_paris_streets(tmp_path: Path) -> None:
     # A random or broken model scores near 0 on both; thresholds sit well below the card's
     # figures (flip4) so the test checks "finds the streets", not a benchmark number.
     assert score.recall >= 0.4 and score.precision >= 0.5
+
+
+def test_the_preview_model_is_intact_and_measured() -> None:
+    """``weights/preview`` (target-domain preview): intact, half precision, 0.5 m, carded, and
+    its DeepGlobe dev score is recorded (v1 scores 0.0005 there)."""
+    preview, _ = checkpoint_paths(SHIPPED_WEIGHTS / "preview")
+    meta = read_metadata(preview)
+    assert meta.model_id == "sanchari-lite0-roads-v2" and meta.gsd_m == 0.5
+    assert meta.weights_sha256 == file_sha256(preview)
+    dev = meta.metrics["evaluation"]["deepglobe_dev_flip4"]
+    assert dev["images"] == 2 and dev["threshold"] == meta.threshold and dev["iou"] >= 0.2
+    card = (SHIPPED_WEIGHTS / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert meta.weights_sha256 in card
