@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from flask.testing import FlaskClient
 from pyproj import Transformer
 
 from sanchari_processes.service.app import DEFAULT_CONFIG, create_app, load_config
+from sanchari_processes.service.executor import JobFailure
 from tests.synthetic import road_image, write_geotiff
 
 #: The UTM test scene: 256 x 256 px at 0.5 m, top-left corner (500000, 4649776) in EPSG:32633.
@@ -360,3 +362,43 @@ def ticking_runner(job: Any, progress: Callable[..., None]) -> Path:
         ticks.write_text(str(step + 1))
         time.sleep(0.1)
     return slow_runner(job, lambda *_: None)
+
+
+@dataclass(frozen=True)
+class FakeJob:
+    """What a job executor needs of a job: its id and work folder."""
+
+    job_id: str
+    job_dir: Path
+
+
+class Recorder:
+    """Collects a job executor's events: ``(kind, job_id, value)``; progress values are
+    ``(fraction, stage)``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any]] = []
+        self.done = threading.Event()
+
+    def job_started(self, job_id: str) -> None:
+        self.events.append(("started", job_id, None))
+
+    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None:
+        self.events.append(("progress", job_id, (fraction, stage)))
+
+    def job_succeeded(self, job_id: str, location: Path) -> None:
+        self.events.append(("succeeded", job_id, location))
+        self.done.set()
+
+    def job_failed(self, job_id: str, failure: JobFailure) -> None:
+        self.events.append(("failed", job_id, failure))
+        self.done.set()
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _, _ in self.events if kind != "progress"]
+
+    def wait_started(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while "started" not in self.kinds():
+            assert time.monotonic() < deadline, self.events
+            time.sleep(0.05)

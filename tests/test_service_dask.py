@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,45 +13,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from sanchari_processes.service.dask_executor import DaskExecutor, ExecutorUnavailableError
-from sanchari_processes.service.executor import JobFailure
-from tests.service_fixtures import dying_runner, ticking_runner
-
-
-@dataclass(frozen=True)
-class FakeJob:
-    job_id: str
-    job_dir: Path
-
-
-class Recorder:
-    """Collects a job executor's events."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, Any]] = []
-        self.done = threading.Event()
-
-    def job_started(self, job_id: str) -> None:
-        self.events.append(("started", job_id, None))
-
-    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None:
-        self.events.append(("progress", job_id, (fraction, stage)))
-
-    def job_succeeded(self, job_id: str, location: Path) -> None:
-        self.events.append(("succeeded", job_id, location))
-        self.done.set()
-
-    def job_failed(self, job_id: str, failure: JobFailure) -> None:
-        self.events.append(("failed", job_id, failure))
-        self.done.set()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _, _ in self.events if kind != "progress"]
-
-    def wait_started(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while "started" not in self.kinds():
-            assert time.monotonic() < deadline, self.events
-            time.sleep(0.05)
+from tests.service_fixtures import FakeJob, Recorder, dying_runner, ticking_runner
 
 
 @pytest.fixture()

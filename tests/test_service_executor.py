@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sanchari_processes.errors import QueueFullError
 from sanchari_processes.service.executor import JobFailure, LocalProcessPool
-from tests.service_fixtures import dying_runner, slow_runner
-
-
-@dataclass(frozen=True)
-class FakeJob:
-    job_id: str
-    job_dir: Path
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, object]] = []
-        self.done = threading.Event()
-
-    def job_started(self, job_id: str) -> None:
-        self.events.append(("started", job_id, None))
-
-    def job_progress(self, job_id: str, fraction: float, stage: str | None = None) -> None:
-        self.events.append(("progress", job_id, fraction))
-
-    def job_succeeded(self, job_id: str, location: Path) -> None:
-        self.events.append(("succeeded", job_id, location))
-        self.done.set()
-
-    def job_failed(self, job_id: str, failure: JobFailure) -> None:
-        self.events.append(("failed", job_id, failure))
-        self.done.set()
+from tests.service_fixtures import FakeJob, Recorder, dying_runner, slow_runner
 
 
 def test_dead_worker_fails_its_job_and_is_replaced(tmp_path: Path) -> None:
@@ -70,7 +42,7 @@ def test_queue_bound_and_cancel_of_queued_job(tmp_path: Path) -> None:
         time.sleep(0.2)
         kinds = [(k, j) for k, j, _ in recorder.events if k != "progress"]
         assert kinds == [("started", "run"), ("succeeded", "run")]
-        fractions = [f for k, _, f in recorder.events if k == "progress"]
+        fractions = [v[0] for k, _, v in recorder.events if k == "progress"]
         assert fractions == sorted(fractions) and len(fractions) >= 5
     finally:
         pool.shutdown()

@@ -333,16 +333,24 @@ def result_file(api: API, request: APIRequest, job_id: str, output_id: str) -> A
         return _error(api, request, 404, "NotFound", message)
 
 
+def _json_document(request: APIRequest, status: int, content: Any) -> Any:
+    """pygeoapi's successful JSON answer, parsed to be amended; ``None`` when it is to be passed
+    on as it is (an error, HTML, or not JSON)."""
+    if status != HTTPStatus.OK or request.format == F_HTML:
+        return None
+    try:
+        return json.loads(content)
+    except (TypeError, ValueError):
+        return None
+
+
 # -- discovery of processes -------------------------------------------------------------------
 def describe_processes(api: API, request: APIRequest, process_id: str | None = None) -> Answer:
     """pygeoapi's process list/description, with each process's own job control options and
     output transmission modes (pygeoapi overwrites them with sync/async and value only)."""
     headers, status, content = processes_api.describe_processes(api, request, process_id)
-    if status != HTTPStatus.OK or request.format == F_HTML:
-        return headers, status, content
-    try:
-        document = json.loads(content)
-    except (TypeError, ValueError):
+    document = _json_document(request, status, content)
+    if document is None:
         return headers, status, content
     for described in document.get("processes", [document]):
         key = described.get("id")
@@ -383,11 +391,8 @@ def conformance(api: API, request: APIRequest) -> Answer:
 def landing_page(api: API, request: APIRequest) -> Answer:
     """pygeoapi's landing page, less its links to endpoints this service does not have."""
     headers, status, content = core_api.landing_page(api, request)
-    if status != HTTPStatus.OK or request.format == F_HTML:
-        return headers, status, content
-    try:
-        document = json.loads(content)
-    except (TypeError, ValueError):
+    document = _json_document(request, status, content)
+    if document is None:
         return headers, status, content
     base = urlsplit(api.base_url).path.rstrip("/")
     kept = []
