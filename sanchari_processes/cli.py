@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 if TYPE_CHECKING:
     from sanchari_processes.build import Engine, EngineOptions
-    from sanchari_processes.inference.sliding import BlockPredictor
+    from sanchari_processes.inference.predictor import RemoteBlocks
     from sanchari_processes.probability import ProbabilityMap
 
 # Only light modules at the top: options and inputs are checked before torch, the runtimes or
@@ -180,7 +180,7 @@ def cli() -> None:
     "dask_scheduler",
     metavar="tcp://HOST:PORT",
     help="Run the model's blocks on this Dask cluster (same output as a local run; the "
-    "workers need the weights at the same path).",
+    "workers read the input and the weights themselves, at the same paths).",
 )
 def predict(
     inputs: tuple[Path, ...],
@@ -228,7 +228,7 @@ def predict(
         out_dir.mkdir(parents=True, exist_ok=True)
     show = engine.show_progress()
     with contextlib.ExitStack() as stack:
-        blocks = _cluster_blocks(stack, dask_scheduler, engine, built) if dask_scheduler else None
+        blocks = _cluster_blocks(stack, dask_scheduler, engine) if dask_scheduler else None
         for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
             target = output if output is not None else out_dir / f"{path.stem}.geojson"
             extras = _Extras(mask_out, prob_out, preview)
@@ -238,17 +238,12 @@ def predict(
             click.echo(f"{path.name}: {n} road segments → {target}", err=True)
 
 
-def _cluster_blocks(
-    stack: contextlib.ExitStack, address: str, args: _EngineArgs, built: Engine
-) -> BlockPredictor:
+def _cluster_blocks(stack: contextlib.ExitStack, address: str, args: _EngineArgs) -> RemoteBlocks:
     """``--dask``: the model's blocks on the cluster at ``address`` (closed with ``stack``)."""
     from sanchari_processes.cluster_blocks import block_predictor, connect
 
     client = stack.enter_context(connect(address))
-    predictor = built.predictor
-    return block_predictor(
-        client, _options(args), predictor.batch_size, predictor.config.patch_size
-    )
+    return block_predictor(client, _options(args))
 
 
 def iter_inputs(paths: list[Path]) -> Iterator[Path]:
@@ -279,7 +274,7 @@ def _predict_one(
     *,
     extras: _Extras = _Extras(),
     extra: dict | None = None,
-    blocks: BlockPredictor | None = None,
+    blocks: RemoteBlocks | None = None,
 ) -> int:
     """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
     from sanchari_processes.engine import run_source

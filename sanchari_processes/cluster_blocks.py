@@ -1,10 +1,13 @@
 """``sanchari predict --dask``: the engine's streamed blocks, predicted on a Dask cluster.
 
-The client reads each block's region and blends the predictions exactly as a local run does
-(:func:`~sanchari_processes.inference.sliding.stream_predict` with ``blocks``); workers only
-run the model over a block's patches, in the same chunks, so the output is identical. A few
-blocks run ahead (two per worker thread) to keep every worker busy with bounded memory; each
-worker builds the model once and keeps it (``build_predictor``'s runner cache).
+Each task is a block's description (its window of the model grid and its patch origins) and
+the engine's reader of the raster; the worker opens the raster itself (local path on a shared
+filesystem), reads and prepares the block's window, runs its patches and blends them
+(:meth:`Predictor.predict_block`, the very code a local run uses), and returns one ``(h, w)``
+float32 array. The client adds it to what the neighbouring blocks spilled in and divides by the
+weights it computes itself, so the output is identical to a local run's. A few blocks run ahead
+(two per worker thread) to keep every worker busy with bounded memory; each worker builds the
+model once and keeps it (``build_predictor``'s runner cache).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 
 from sanchari_processes.build import EngineOptions
 from sanchari_processes.errors import BackendUnavailableError
-from sanchari_processes.inference.sliding import BlockPredictor, BlockWork, predict_patches
+from sanchari_processes.inference.predictor import RawReader, RemoteBlocks
+from sanchari_processes.inference.sliding import Block, BlockPredictor
 
 #: Seconds to wait for the scheduler when connecting.
 CONNECT_TIMEOUT_S = 10
@@ -39,37 +43,31 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         ) from None
 
 
-def block_predictor(
-    client: Any, options: EngineOptions, batch_size: int, patch: int
-) -> BlockPredictor:
-    """Runs each block's patches on the cluster, yielding the predictions in block order."""
-    ahead = max(2, 2 * sum(client.nthreads().values()))
+def block_predictor(client: Any, options: EngineOptions) -> RemoteBlocks:
+    """Runs each block on the cluster, reading its own window; yields them in block order."""
 
-    def run(work: Iterable[BlockWork]) -> Iterator[np.ndarray]:
-        pending: deque[Any] = deque()
-        for region, origins in work:
-            # scattered, not embedded in the task: a block's region is tens of MB
-            data = client.scatter(region, hash=False)
-            pending.append(
-                client.submit(predict_block, options, data, origins, batch_size, patch, pure=False)
-            )
-            if len(pending) >= ahead:
+    def for_grid(read: RawReader, shape: tuple[int, int]) -> BlockPredictor:
+        def run(blocks: Iterable[Block]) -> Iterator[np.ndarray]:
+            ahead = max(2, 2 * sum(client.nthreads().values()))
+            pending: deque[Any] = deque()
+            for block in blocks:
+                pending.append(
+                    client.submit(predict_block, options, read, shape, block, pure=False)
+                )
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
-    return run
+        return run
+
+    return for_grid
 
 
 def predict_block(
-    options: EngineOptions,
-    region: np.ndarray,
-    origins: list[tuple[int, int]],
-    batch_size: int,
-    patch: int,
+    options: EngineOptions, read: RawReader, shape: tuple[int, int], block: Block
 ) -> np.ndarray:
-    """On a worker: the ``(N, p, p)`` predictions of one block's patches."""
+    """On a worker: one block's weighted sum of patch predictions (``(h, w)`` float32)."""
     from sanchari_processes.build import build_predictor
 
-    runner = build_predictor(options).runner
-    return np.concatenate(list(predict_patches(region, origins, runner, batch_size, patch)))
+    return build_predictor(options).predict_block(read, shape, block)

@@ -9,7 +9,9 @@ raster's width, not on its area.
 
 from __future__ import annotations
 
+import functools
 import math
+import socket
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +23,12 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from sanchari_processes.config import VectorizeConfig
+from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.nodata import shrink_valid
-from sanchari_processes.inference.predictor import Predictor
-from sanchari_processes.inference.sliding import BlockPredictor
+from sanchari_processes.inference.predictor import Predictor, RemoteBlocks
 from sanchari_processes.probability import ProbabilityMap
 from sanchari_processes.provenance import provenance
-from sanchari_processes.sources.raster import RasterSource
+from sanchari_processes.sources.raster import RasterSource, SourceSpec
 from sanchari_processes.vectorize import vectorize_probability
 
 #: Progress callbacks receive the fraction of the work done, 0..1.
@@ -73,7 +75,7 @@ def predict_probability(
     predictor: Predictor,
     workdir: Path,
     progress: Progress | None = None,
-    blocks: BlockPredictor | None = None,
+    blocks: RemoteBlocks | None = None,
 ) -> ProbabilityMap:
     """Road probability for the whole ``source`` on its own grid, streamed block by block
     (``blocks``: their patches run on a cluster, with the same result).
@@ -91,12 +93,8 @@ def predict_probability(
     )
     margin_px = predictor.config.nodata_margin_m / (source.gsd_m or predictor.metadata.gsd_m)
     resampled = grid != shape
+    read = GridReader(source, grid, step)
     cluster = {} if blocks is None else {"blocks": blocks}  # only real predictors take it
-
-    def read(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray | None]:
-        out = (rows.stop - rows.start, cols.stop - cols.start)
-        chip = source.read(_scaled_window(rows, cols, step, shape), out if resampled else None)
-        return chip.data, chip.valid
 
     def report(done: int, total: int) -> None:
         if progress is not None:
@@ -122,6 +120,58 @@ def predict_probability(
     if progress:
         progress(1.0)
     return prob
+
+
+class GridReader:
+    """Raw pixels and validity of windows of the model grid over a raster (resampled as they are
+    read when the grids differ): the engine's one read path.
+
+    Picklable: sent to a cluster worker it keeps only the raster's :class:`SourceSpec`, and the
+    worker opens the raster itself (once per process), so a block reads its own window there
+    through this same code.
+    """
+
+    def __init__(self, source: RasterSource, grid: Pair, step: tuple[float, float]) -> None:
+        self._source: RasterSource | None = source
+        self._spec = source.spec
+        self._shape = (source.height, source.width)
+        self._grid = grid
+        self._step = step
+
+    def __call__(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray | None]:
+        source = self._source or _opened(self._spec)
+        out = (rows.stop - rows.start, cols.stop - cols.start)
+        resampled = self._grid != self._shape
+        window = _scaled_window(rows, cols, self._step, self._shape)
+        chip = source.read(window, out if resampled else None)
+        return chip.data, chip.valid
+
+    def __getstate__(self) -> dict:
+        if self._spec is None:
+            raise InvalidInputError("a raster not opened from a path cannot be read on a cluster")
+        return {**self.__dict__, "_source": None}
+
+
+@functools.lru_cache(maxsize=2)
+def _opened(spec: SourceSpec | None) -> RasterSource:
+    """A worker's open raster, kept for the job's next blocks; one clear error when the worker
+    cannot see the client's file."""
+    assert spec is not None
+    where = f"a Dask worker on {socket.gethostname()}"
+    try:
+        source = spec.open()
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            f"{where} cannot open the input ({exc}); workers read it themselves, "
+            "at the same path (a shared filesystem)"
+        ) from None
+    if source.spec is None or source.spec.version != spec.version:
+        source.close()
+        raise InvalidInputError(
+            f"{where} sees a different file at {spec.location} (size or modification time "
+            "differ from the client's)"
+        )
+    return source
 
 
 def _scaled_window(rows: slice, cols: slice, step: tuple[float, float], shape: Pair) -> Window:
@@ -217,7 +267,7 @@ def run_source(
     model_progress: Progress | None = None,
     vector_progress: Progress | None = None,
     keep: Callable[[ProbabilityMap], None] | None = None,
-    blocks: BlockPredictor | None = None,
+    blocks: RemoteBlocks | None = None,
 ) -> dict:
     """The whole engine on an open source: probability → roads, with provenance attached.
 

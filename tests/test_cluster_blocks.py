@@ -1,9 +1,12 @@
-"""``predict --dask``: the engine's blocks on a real Dask cluster give the local output."""
+"""``predict --dask``: the engine's blocks on a real Dask cluster give the local output, each
+worker reading its own window of the input."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ from sanchari_processes.cli import main
 from sanchari_processes.cluster_blocks import block_predictor, connect
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine import predict_probability
-from sanchari_processes.errors import BackendUnavailableError
+from sanchari_processes.errors import BackendUnavailableError, InvalidInputError
 from sanchari_processes.sources import open_raster
 from tests.synthetic import road_image, write_geotiff
 
@@ -37,13 +40,54 @@ def test_blocks_on_the_cluster_give_the_local_probabilities(
     with open_raster(path) as source:
         local = predict_probability(source, predictor, tmp_path / "local")[0:300, 0:420]
         with connect(dask_scheduler) as client:
-            blocks = block_predictor(client, options, predictor.batch_size, 64)
+            recording = _Recording(client)
+            blocks = block_predictor(recording, options)
             seen: list[float] = []
             remote = predict_probability(
                 source, predictor, tmp_path / "remote", seen.append, blocks
             )[0:300, 0:420]
     np.testing.assert_array_equal(remote, local)
     assert local.max() > 0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 5
+    # the workers read their own windows: a task is a block's description, not its pixels
+    # (a block's region here alone would be 3 x 160 x 160 float32, 300 kB)
+    assert len(recording.sizes) > 5 and max(recording.sizes) < 20_000
+
+
+class _Recording:
+    """A client that records how many bytes each task's arguments take."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sizes: list[int] = []
+
+    def nthreads(self) -> dict:
+        return self._client.nthreads()
+
+    def submit(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        import cloudpickle
+
+        self.sizes.append(len(cloudpickle.dumps(args)))
+        return self._client.submit(func, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [("remove", "cannot open the input .*input not found"), ("touch", "sees a different file")],
+)
+def test_a_worker_that_cannot_see_the_input_is_one_clear_error(
+    tmp_path: Path, tiny_checkpoint: Path, dask_scheduler: str, change: str, message: str
+) -> None:
+    path = write_geotiff(tmp_path / "gone.tif", road_image(100, 120))
+    inference = InferenceConfig(patch_size=64, stride=32, tta="none", device="cpu")
+    options = EngineOptions(weights=tiny_checkpoint, inference=inference)
+    predictor = build_engine(options).predictor
+    with open_raster(path) as source, connect(dask_scheduler) as client:
+        if change == "remove":
+            path.unlink()  # still open here, as on a client whose workers lack the file
+        else:
+            os.utime(path, ns=(1, 1))
+        with pytest.raises(InvalidInputError, match=message):
+            predict_probability(source, predictor, tmp_path, None, block_predictor(client, options))
 
 
 def test_blocks_on_the_cluster_give_bit_identical_float_probabilities(
@@ -59,7 +103,7 @@ def test_blocks_on_the_cluster_give_bit_identical_float_probabilities(
     with connect(dask_scheduler) as client:
         for name, blocks in (
             ("local", None),
-            ("dask", block_predictor(client, options, predictor.batch_size, 64)),
+            ("dask", block_predictor(client, options)),
         ):
             out = np.full(image.shape[1:], np.nan, np.float32)
 

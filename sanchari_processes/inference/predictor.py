@@ -19,8 +19,13 @@ from sanchari_processes.inference.backends import Runner, default_batch_size
 from sanchari_processes.inference.checkpoint import ModelMetadata
 from sanchari_processes.inference.nodata import fill_smooth, shrink_valid
 from sanchari_processes.inference.sliding import (
+    BlendMode,
+    Block,
     BlockPredictor,
+    RegionReader,
     RegionWriter,
+    blend_window,
+    block_numerator,
     reflect_reader,
     stream_predict,
 )
@@ -28,6 +33,11 @@ from sanchari_processes.inference.sliding import (
 ProgressFn = Callable[[int, int], None]
 #: ``read(rows, cols)`` -> ``(raw pixels (C, h, w), valid (h, w))`` of a window inside the grid.
 RawReader = Callable[[slice, slice], tuple[np.ndarray, np.ndarray | None]]
+#: ``blocks(read, shape)``: a :data:`BlockPredictor` running the blocks of a ``shape`` grid
+#: elsewhere (a cluster), each reading its own window through ``read``, which travels there.
+RemoteBlocks = Callable[[RawReader, tuple[int, int]], BlockPredictor]
+#: How patches are weighted (local runs and cluster workers must agree).
+BLEND: BlendMode = "gaussian"
 
 
 def normalise(image: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
@@ -113,24 +123,39 @@ class Predictor:
         read: RawReader,
         write: RegionWriter,
         progress: ProgressFn | None = None,
-        blocks: BlockPredictor | None = None,
+        blocks: RemoteBlocks | None = None,
     ) -> int:
         """Stream a ``shape`` image through the model; returns the number of patches.
 
         ``read`` serves raw pixels of windows inside the image; ``write`` receives the final
         probabilities (0..1, no-data not yet zeroed: the caller knows its mask) block by block.
-        ``blocks`` runs the blocks' patches elsewhere (a cluster), with the same output.
+        ``blocks`` runs the blocks elsewhere (a cluster; ``read`` must then be picklable and
+        readable there), with the same output.
+        """
+        remote = None if blocks is None else blocks(read, shape)
+        return self._stream(shape, self.region_reader(read, shape), write, progress, remote)
+
+    def region_reader(self, read: RawReader, shape: tuple[int, int]) -> RegionReader:
+        """The model input of any window of a ``shape`` grid, from raw pixels inside it.
+
+        The one way a block's input is made, here or on a cluster worker.
         """
 
         def prepared(rows: slice, cols: slice) -> np.ndarray:
             return self.prepare(*read(rows, cols))[0]
 
-        return self._stream(shape, prepared, write, progress, blocks)
+        return reflect_reader(prepared, *shape)
+
+    def predict_block(self, read: RawReader, shape: tuple[int, int], block: Block) -> np.ndarray:
+        """One block's :func:`block_numerator`, reading its own window (a cluster worker's task)."""
+        region = self.region_reader(read, shape)(block.rows, block.cols)
+        weight = blend_window(self._config.patch_size, BLEND)
+        return block_numerator(region, block.origins, self._runner, self.batch_size, weight)
 
     def _stream(
         self,
         shape: tuple[int, int],
-        prepared: Callable[[slice, slice], np.ndarray],
+        region: RegionReader,
         write: RegionWriter,
         progress: ProgressFn | None,
         blocks: BlockPredictor | None = None,
@@ -142,7 +167,7 @@ class Predictor:
         with _tqdm_progress(cfg.progress and progress is None) as bar:
             return stream_predict(
                 shape,
-                reflect_reader(prepared, *shape),
+                region,
                 clipped,
                 self._runner,
                 patch_size=cfg.patch_size,
@@ -150,6 +175,7 @@ class Predictor:
                 batch_size=self.batch_size,
                 margin=cfg.edge_margin,
                 block=cfg.stream_window,
+                blend=BLEND,
                 progress=progress or bar,
                 blocks=blocks,
             )
@@ -173,6 +199,7 @@ class Predictor:
         def write(row: int, col: int, prob: np.ndarray) -> None:
             out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
 
-        self._stream((height, width), lambda r, c: x[:, r, c], write, progress)
+        region = reflect_reader(lambda r, c: x[:, r, c], height, width)
+        self._stream((height, width), region, write, progress)
         out[~shrink_valid(mask, self._config.nodata_margin_m / self._metadata.gsd_m)] = 0.0
         return out

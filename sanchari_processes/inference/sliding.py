@@ -16,7 +16,7 @@ plain functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,12 +33,27 @@ RegionReader = Callable[[slice, slice], np.ndarray]
 RegionWriter = Callable[[int, int, np.ndarray], None]
 PredictBatch = Callable[[np.ndarray], np.ndarray]
 Progress = Callable[[int, int], None]
-#: One block's work: its ``(C, h, w)`` input region and the patch origins inside it.
-BlockWork = tuple[np.ndarray, list[tuple[int, int]]]
 #: Runs blocks elsewhere (e.g. on a cluster): given the blocks in order, yields each block's
-#: ``(N, p, p)`` patch predictions (:func:`predict_patches`) in the same order; it may read
-#: and start blocks ahead of the one it yields.
-BlockPredictor = Callable[[Iterable[BlockWork]], Iterator[np.ndarray]]
+#: :func:`block_numerator` in the same order; it may start blocks ahead of the one it yields.
+BlockPredictor = Callable[[Iterable["Block"]], Iterator[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the patch grid: the window it reads and its patch origins in that window.
+
+    Small and picklable on purpose: a cluster worker gets this, not the pixels, and reads the
+    window itself. ``rows``/``cols`` are in grid coordinates and may reach past its edges.
+    """
+
+    rows: slice
+    cols: slice
+    #: Patch origins relative to the window, in the order they are blended.
+    origins: tuple[tuple[int, int], ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
 
 
 @dataclass(frozen=True)
@@ -176,8 +191,9 @@ def stream_predict(
     to ``(N, p, p)`` values. ``block`` is the side of a block in pixels (rounded down to whole
     strides, at least one patch). The result equals a whole-image blend up to float rounding,
     because every pixel sums the same patches with the same weights whatever the blocking.
-    With ``blocks`` the patches run there (chunked as here, so with the same results) while
-    the blending stays here, in the same order: the output is identical.
+    Each block's patches are blended on their own (:func:`block_numerator`), then added to what
+    its neighbours spilled into it. With ``blocks`` that per-block blend runs there (each block
+    reading its own window) and only the numerators come back: the output is identical.
     """
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
@@ -188,55 +204,141 @@ def stream_predict(
     rows = _spans(plan_y.grid_starts, patch_size, per_block)
     cols = _spans(plan_x.grid_starts, patch_size, per_block)
     weight = blend_window(patch_size, blend)
-    total = len(plan_y.starts) * len(plan_x.starts)
+    tally = _Tally(len(plan_y.starts) * len(plan_x.starts), progress)
+    work = (_block(ry, cx) for ry in rows for cx in cols)
+    if blocks is None:
+        numerators = _local_blocks(work, read, predict_batch, batch_size, weight, tally.add)
+    else:
+        numerators = iter(blocks(work))
+    denominators = _Denominators(weight)
     x0 = cols[0].begin
     spill = patch_size - stride
     # What the previous band of blocks added to the first ``spill`` rows of the next one.
     below = np.zeros((2, spill, cols[-1].end - x0), np.float32)
-    done = 0
-    given = None if blocks is None else iter(blocks(_block_work(rows, cols, read)))
     for ry in rows:
         beside = np.zeros((2, ry.end - ry.begin, spill), np.float32)
         next_below = np.zeros_like(below)
         for cx in cols:
             acc = np.zeros((2, ry.end - ry.begin, cx.end - cx.begin), np.float32)
-            last_col = cx is cols[-1]
-            keep = (cx.end if last_col else cx.done) - cx.begin
+            keep = (cx.end if cx is cols[-1] else cx.done) - cx.begin
             acc[:, :spill, :keep] += below[:, :, cx.begin - x0 : cx.begin - x0 + keep]
             acc[:, :, :spill] += beside
-            origins = _origins(ry, cx)
-            if given is None:
-                region = read(slice(ry.begin, ry.end), slice(cx.begin, cx.end))
-                preds: Iterable[np.ndarray] = predict_patches(
-                    region, origins, predict_batch, batch_size, patch_size
-                )
-            else:
-                preds = [next(given)]
-            done = _blend_patches(origins, preds, acc, weight, done, total, progress)
+            this = _block(ry, cx)
+            acc[0] += _checked(next(numerators), this)
+            acc[1] += denominators(this)
+            if blocks is not None:
+                tally.add(len(this.origins))
             beside = acc[:, :, cx.done - cx.begin :].copy()
             height_done = ry.done - ry.begin
             if ry.done < ry.end:
                 next_below[:, :, cx.begin - x0 : cx.begin - x0 + keep] = acc[:, height_done:, :keep]
             _write_final(acc[:, :height_done, :keep], ry.begin, cx.begin, shape, write)
         below = next_below
-    return total
+    return tally.total
 
 
-def _block_work(rows: list[_Span], cols: list[_Span], read: RegionReader) -> Iterator[BlockWork]:
-    """Each block's input region and patch origins, in block order (read when asked for)."""
-    for ry in rows:
-        for cx in cols:
-            yield read(slice(ry.begin, ry.end), slice(cx.begin, cx.end)), _origins(ry, cx)
+@dataclass
+class _Tally:
+    """Patches done so far, reported to ``progress`` as they complete."""
+
+    total: int
+    progress: Progress | None
+    done: int = 0
+
+    def add(self, patches: int) -> None:
+        self.done += patches
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
-def _origins(ry: _Span, cx: _Span) -> list[tuple[int, int]]:
-    """Patch origins of a block, relative to its region, in the order they are blended."""
-    return [(y - ry.begin, x - cx.begin) for y in ry.starts for x in cx.starts]
+class _Denominators:
+    """Each block's sum of patch weights: deterministic, so computed here, not shipped back.
+
+    Blocks share a few layouts of patches (a band's first, inner and last blocks are the same
+    in every band but the last), so a few sums are kept and reused.
+    """
+
+    KEEP = 3
+
+    def __init__(self, weight: np.ndarray) -> None:
+        self._weight = weight
+        self._seen: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, block: Block) -> np.ndarray:
+        key = (block.shape, block.origins)
+        if key not in self._seen:
+            if len(self._seen) >= self.KEEP:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = weight_sum(block.shape, block.origins, self._weight)
+        return self._seen[key]
+
+
+def weight_sum(
+    shape: tuple[int, int], origins: tuple[tuple[int, int], ...], weight: np.ndarray
+) -> np.ndarray:
+    """``(h, w)`` sum of the blend weights of the patches at ``origins``."""
+    p = weight.shape[0]
+    out = np.zeros(shape, np.float32)
+    for y, x in origins:
+        out[y : y + p, x : x + p] += weight
+    return out
+
+
+def _checked(numerator: np.ndarray, block: Block) -> np.ndarray:
+    if numerator.shape != block.shape:
+        raise ValueError(f"a block's numerator has shape {numerator.shape}, expected {block.shape}")
+    return numerator
+
+
+def _block(ry: _Span, cx: _Span) -> Block:
+    """The block at the crossing of a row span and a column span."""
+    origins = tuple((y - ry.begin, x - cx.begin) for y in ry.starts for x in cx.starts)
+    return Block(slice(ry.begin, ry.end), slice(cx.begin, cx.end), origins)
+
+
+def _local_blocks(
+    work: Iterable[Block],
+    read: RegionReader,
+    predict_batch: PredictBatch,
+    batch_size: int,
+    weight: np.ndarray,
+    on_chunk: Callable[[int], None],
+) -> Iterator[np.ndarray]:
+    """Each block's numerator, computed here (lazily, one block at a time)."""
+    for block in work:
+        region = read(block.rows, block.cols)
+        yield block_numerator(region, block.origins, predict_batch, batch_size, weight, on_chunk)
+
+
+def block_numerator(
+    region: np.ndarray,
+    origins: Sequence[tuple[int, int]],
+    predict_batch: PredictBatch,
+    batch_size: int,
+    weight: np.ndarray,
+    on_chunk: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """``(h, w)`` float32 sum of ``weight * prediction`` over a block's patches, in order.
+
+    The one blend of a block, whether it runs here or on a cluster worker, so both give
+    identical floats. ``on_chunk(n)`` follows each chunk of ``n`` patches.
+    """
+    p = weight.shape[0]
+    out = np.zeros(region.shape[-2:], np.float32)
+    position = 0
+    for chunk in predict_patches(region, origins, predict_batch, batch_size, p):
+        for pred in chunk:
+            y, x = origins[position]
+            out[y : y + p, x : x + p] += weight * pred
+            position += 1
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return out
 
 
 def predict_patches(
     region: np.ndarray,
-    origins: list[tuple[int, int]],
+    origins: Sequence[tuple[int, int]],
     predict_batch: PredictBatch,
     batch_size: int,
     patch: int,
@@ -252,33 +354,6 @@ def predict_patches(
                 f"predict_batch returned shape {preds.shape}, expected {(len(chunk), patch, patch)}"
             )
         yield preds
-
-
-def _blend_patches(
-    origins: list[tuple[int, int]],
-    preds: Iterable[np.ndarray],
-    acc: np.ndarray,
-    weight: np.ndarray,
-    done: int,
-    total: int,
-    progress: Progress | None,
-) -> int:
-    """Add ``w * p`` and ``w`` of each patch at ``origins`` into acc, in order (``preds``: the
-    patches' predictions, in chunks)."""
-    p = weight.shape[0]
-    position = 0
-    for chunk in preds:
-        for pred in chunk:
-            y, x = origins[position]
-            acc[0, y : y + p, x : x + p] += weight * pred
-            acc[1, y : y + p, x : x + p] += weight
-            position += 1
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
-    if position != len(origins):
-        raise ValueError(f"got {position} patch predictions for {len(origins)} patches")
-    return done
 
 
 def _write_final(

@@ -53,9 +53,12 @@ class RasterSource:
         bands: tuple[int, ...],
         *,
         gsd_m: float | None = None,
+        spec: SourceSpec | None = None,
     ) -> None:
         self._ds = dataset
         self.bands = bands
+        #: How to open this raster again elsewhere (``None``: not opened from a path).
+        self.spec = spec
         self.path = Path(dataset.name)
         self.crs: CRS | None = CRS.from_user_input(dataset.crs) if dataset.crs else None
         self.transform: Affine = dataset.transform
@@ -197,6 +200,25 @@ def select_bands(
     )
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to open a raster again, e.g. on a cluster worker that reads its own windows.
+
+    What :func:`open_raster` was given, with the path made absolute (workers see the input at
+    the same path, on a shared filesystem) and the file's ``(mtime_ns, size)``, so a replaced
+    file is not served from a worker's cache of open rasters.
+    """
+
+    location: str
+    n_bands: int
+    bands: tuple[int, ...] | None = None
+    gsd_m: float | None = None
+    version: tuple[int, int] = (0, 0)
+
+    def open(self) -> RasterSource:
+        return open_raster(self.location, self.n_bands, bands=self.bands, gsd_m=self.gsd_m)
+
+
 def open_raster(
     path: str | Path,
     n_bands: int = 3,
@@ -218,9 +240,17 @@ def open_raster(
             dataset = rasterio.open(path)
     except RasterioIOError as exc:
         raise InvalidInputError(f"cannot read {path} as a raster: {_first_line(exc)}") from None
+    stat = path.stat()
+    spec = SourceSpec(
+        str(path.absolute()),
+        n_bands,
+        None if bands is None else tuple(bands),
+        gsd_m,
+        (stat.st_mtime_ns, stat.st_size),
+    )
     try:
         chosen = select_bands(dataset, n_bands, bands)
-        return RasterSource(dataset, chosen, gsd_m=gsd_m)
+        return RasterSource(dataset, chosen, gsd_m=gsd_m, spec=spec)
     except Exception:
         dataset.close()
         raise
