@@ -1,10 +1,13 @@
-"""Dask benchmark: the model stage of ``predict --dask`` on 1 worker vs 2 (1 thread each).
+"""Dask benchmark: the model stage of ``predict --dask`` locally, on 1 worker and on 2.
 
 Prints figures; it is not a test. On a synthetic ``size²`` GeoTIFF it times the streamed model
-stage (``predict_probability``, what ``--dask`` spreads over the workers) on a throwaway local
-cluster of 1 and then 2 single-threaded worker processes, checks the probability maps are
-identical, and measures the scheduling overhead per block: the same blocks through the cluster
-with a model that does nothing (region transfer, task round trip and result transfer only).
+stage (``predict_probability``, what ``--dask`` spreads over the workers) in this process and
+then on a throwaway local cluster of 1 and of 2 single-threaded worker processes, each reading
+its own blocks from the file, and checks the three probability maps are identical. This
+process runs one model thread too (``OMP_NUM_THREADS=1``), so the local figure is one
+worker's work without a cluster. It also measures the scheduling overhead per block: the same
+blocks through the cluster with a task that reads nothing and runs no model (task round trip
+and the block's ``(h, w)`` float32 result).
 
     python benchmarks/bench_dask.py                             # 8192², the shipped model
     python benchmarks/bench_dask.py --size 4096 --tta none --backend torch
@@ -13,12 +16,15 @@ with a model that does nothing (region transfer, task round trip and result tran
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+os.environ["OMP_NUM_THREADS"] = "1"  # before any runtime starts: one thread, as each worker
 
 import numpy as np
 
@@ -29,22 +35,62 @@ from sanchari_processes.build import EngineOptions, build_engine
 from sanchari_processes.cluster_blocks import block_predictor
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine import predict_probability
-from sanchari_processes.inference.sliding import BlockWork
+from sanchari_processes.inference.predictor import RawReader, RemoteBlocks
+from sanchari_processes.inference.sliding import Block
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 from sanchari_processes.sources import open_raster
 
 
-def empty_block(region: np.ndarray, origins: list, patch: int) -> np.ndarray:
-    """A block's "predictions" without a model: what scheduling alone costs."""
-    return np.zeros((len(origins), patch, patch), np.float32)
+def empty_block(options: Any, read: RawReader, shape: tuple[int, int], block: Block) -> np.ndarray:
+    """A block's result without reading or a model: what scheduling alone costs."""
+    return np.zeros(block.shape, np.float32)
 
 
-def model_stage(
+def counted(blocks: RemoteBlocks, tally: dict[str, int]) -> RemoteBlocks:
+    """``blocks``, counting the blocks it yields in ``tally["blocks"]``."""
+
+    def for_grid(read: RawReader, shape: tuple[int, int]) -> Any:
+        inner = blocks(read, shape)
+
+        def run(work: Iterable[Block]) -> Iterator[np.ndarray]:
+            for numerator in inner(work):
+                tally["blocks"] += 1
+                yield numerator
+
+        return run
+
+    return for_grid
+
+
+def compute_seconds(tasks: list[dict]) -> list[float]:
+    """Seconds each worker spent computing the recorded tasks: when the cores are shared, the
+    per-block figures show whether the workers were starved or the client held them back."""
+    busy: dict[str, float] = {}
+    for task in tasks:
+        for part in task["startstops"]:
+            if part["action"] == "compute":
+                busy[task["worker"]] = busy.get(task["worker"], 0.0) + part["stop"] - part["start"]
+    return [round(seconds, 1) for seconds in busy.values()]
+
+
+def timed_stage(
+    raster: Path, predictor: Any, folder: Path, blocks: RemoteBlocks | None
+) -> tuple[float, np.ndarray]:
+    """Wall seconds and probabilities of the model stage (``blocks``: on a cluster)."""
+    folder.mkdir()
+    with open_raster(raster) as source:
+        start = time.perf_counter()
+        prob = predict_probability(source, predictor, folder, None, blocks)
+        wall = time.perf_counter() - start
+        return wall, prob[0 : source.height, 0 : source.width]
+
+
+def on_cluster(
     raster: Path, options: EngineOptions, workers: int, work: Path
 ) -> tuple[float, np.ndarray, int, float]:
     """Wall seconds, probabilities and blocks of the model stage on ``workers`` workers, and
     the scheduling overhead per block there."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     predictor = build_engine(options).predictor
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -56,49 +102,16 @@ def model_stage(
     ):
         # each worker loads the model once, before the clock starts
         client.run(lambda: build_engine(options) and None)
-        counted = {"blocks": 0}
-        inner = block_predictor(client, options, predictor.batch_size, predictor.config.patch_size)
-
-        def blocks(stream: Iterable[BlockWork]) -> Iterator[np.ndarray]:
-            for preds in inner(stream):
-                counted["blocks"] += 1
-                yield preds
-
-        (work / f"w{workers}").mkdir()
-        with open_raster(raster) as source:
-            start = time.perf_counter()
-            prob = predict_probability(source, predictor, work / f"w{workers}", None, blocks)
-            wall = time.perf_counter() - start
-            values = prob[0 : source.height, 0 : source.width]
-        overhead = scheduling_overhead(client, raster, options, predictor, work)
-    return wall, values, counted["blocks"], overhead
-
-
-def scheduling_overhead(
-    client: Any, raster: Path, options: EngineOptions, predictor: Any, work: Path
-) -> float:
-    """Seconds per block to push the same blocks through the cluster with no model."""
-    patch = predictor.config.patch_size
-    n = {"blocks": 0}
-
-    def blocks(stream: Iterable[BlockWork]) -> Iterator[np.ndarray]:
-        pending = [  # as block_predictor sends them: the region scattered, then the task
-            client.submit(
-                empty_block, client.scatter(region, hash=False), origins, patch, pure=False
-            )
-            for region, origins in stream
-        ]
-        for future in pending:
-            n["blocks"] += 1
-            yield future.result()
-
-    folder = work / f"overhead-{time.monotonic_ns()}"
-    folder.mkdir()
-    with open_raster(raster) as source:
-        start = time.perf_counter()
-        predict_probability(source, predictor, folder, None, blocks)
-        wall = time.perf_counter() - start
-    return wall / max(n["blocks"], 1)
+        tally = {"blocks": 0}
+        blocks = counted(block_predictor(client, options), tally)
+        with get_task_stream(client) as stream:
+            wall, values = timed_stage(raster, predictor, work / f"w{workers}", blocks)
+        busy = compute_seconds(stream.data)
+        print(f"  {workers} worker(s): seconds computing per worker {busy} (from the task stream)")
+        empty = {"blocks": 0}
+        idle = counted(block_predictor(client, options, task=empty_block), empty)
+        overhead, _ = timed_stage(raster, predictor, work / f"idle{workers}", idle)
+    return wall, values, tally["blocks"], overhead / max(empty["blocks"], 1)
 
 
 def main() -> None:
@@ -116,17 +129,23 @@ def main() -> None:
         print(
             f"{args.size}² GeoTIFF, weights {args.weights}, tta {args.tta}, backend {args.backend}"
         )
+        local, local_values = timed_stage(raster, build_engine(options).predictor, work / "l", None)
+        print(f"local, 1 thread: model stage {local:.1f} s")
         results = {}
         for workers in (1, 2):
-            wall, values, blocks, overhead = model_stage(raster, options, workers, work)
+            wall, values, blocks, overhead = on_cluster(raster, options, workers, work)
             results[workers] = (wall, values)
             print(
-                f"{workers} worker(s) x 1 thread: model stage {wall:.1f} s over {blocks} blocks; "
-                f"scheduling overhead {overhead * 1000:.0f} ms per block (no model)"
+                f"{workers} worker(s) x 1 thread: model stage {wall:.1f} s over {blocks} blocks "
+                f"(x{local / wall:.2f} of local); scheduling overhead {overhead * 1000:.0f} ms "
+                "per block (no read, no model)"
             )
-        identical = np.array_equal(results[1][1], results[2][1])
+        identical = all(np.array_equal(local_values, results[n][1]) for n in (1, 2))
         ratio = results[1][0] / results[2][0]
-        print(f"speed-up 2 vs 1 worker: x{ratio:.2f}; probability maps identical: {identical}")
+        print(
+            f"speed-up 2 vs 1 worker: x{ratio:.2f}; "
+            f"probability maps identical (local, 1 and 2 workers): {identical}"
+        )
 
 
 if __name__ == "__main__":

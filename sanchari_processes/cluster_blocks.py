@@ -13,7 +13,7 @@ model once and keeps it (``build_predictor``'s runner cache).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -43,17 +43,22 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         ) from None
 
 
-def block_predictor(client: Any, options: EngineOptions) -> RemoteBlocks:
-    """Runs each block on the cluster, reading its own window; yields them in block order."""
+def block_predictor(
+    client: Any, options: EngineOptions, task: Callable[..., np.ndarray] | None = None
+) -> RemoteBlocks:
+    """Runs each block on the cluster, reading its own window; yields them in block order.
+
+    ``task`` stands in for :func:`predict_block` (same arguments; benchmarks time the
+    scheduling alone with one that runs no model).
+    """
+    task = task or predict_block
 
     def for_grid(read: RawReader, shape: tuple[int, int]) -> BlockPredictor:
         def run(blocks: Iterable[Block]) -> Iterator[np.ndarray]:
             ahead = max(2, 2 * sum(client.nthreads().values()))
             pending: deque[Any] = deque()
             for block in blocks:
-                pending.append(
-                    client.submit(predict_block, options, read, shape, block, pure=False)
-                )
+                pending.append(client.submit(task, options, read, shape, block, pure=False))
                 if len(pending) >= ahead:
                     yield pending.popleft().result()
             while pending:
