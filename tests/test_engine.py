@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from shapely.geometry import box, shape
 from sanchari_processes.build import torch_predictor
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
 from sanchari_processes.engine import (
+    GridReader,
     extract_roads,
     model_scale,
     model_scales,
@@ -276,3 +278,20 @@ def test_no_false_road_along_a_transparent_edge(tmp_path: Path) -> None:
             if max(abs(a[0] - x_edge), abs(b[0] - x_edge)) < 8.0 and dy > 1.7 * dx:
                 along += LineString([a, b]).length
     assert along < 10.0, f"{along:.1f} m of centreline along the alpha edge"
+
+
+@pytest.mark.parametrize("gsd_m", [0.5, 0.35])  # the model's grid, and resampled to it
+def test_grid_reader_travels_without_the_open_file_and_reads_the_same(
+    tmp_path: Path, gsd_m: float
+) -> None:
+    transform = Affine(gsd_m, 0, 500000.0, 0, -gsd_m, 4649776.0)
+    path = write_geotiff(tmp_path / "a.tif", road_image(90, 110), transform=transform)
+    with open_raster(path) as source:
+        grid = (round(90 * gsd_m / 0.5), round(110 * gsd_m / 0.5))
+        reader = GridReader(source, grid, (90 / grid[0], 110 / grid[1]))
+        sent = pickle.dumps(reader)
+        here = reader(slice(10, 40), slice(5, 60))
+    assert len(sent) < 2000  # a description of the raster, not its pixels
+    there = pickle.loads(sent)(slice(10, 40), slice(5, 60))  # opens the file itself
+    np.testing.assert_array_equal(there[0], here[0])
+    np.testing.assert_array_equal(there[1], here[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 
 from sanchari_processes.inference.sliding import (
     WEIGHT_FLOOR,
+    Block,
     blend_window,
+    block_numerator,
     count_patches,
     plan_axis,
     reflect_index,
@@ -208,3 +211,42 @@ def test_reflect_reader_matches_numpy_reflect_pad(length: int) -> None:
     for r, c in reads:
         assert 0 <= r.start < r.stop <= length and 0 <= c.start < c.stop <= 7
     assert reflect_index(np.array([-1, 0, 3, 4]), 4).tolist() == [1, 0, 3, 2]
+
+
+def test_blocks_run_elsewhere_give_identical_floats_and_progress_per_block() -> None:
+    size = (150, 130)
+    image = np.random.default_rng(4).random((2, *size), dtype=np.float32)
+    read = reflect_reader(lambda r, c: image[:, r, c], *size)
+    weight = blend_window(P)
+    sent: list[Block] = []
+
+    def elsewhere(work):  # as a worker does: read the block's window, blend its patches
+        for block in work:
+            sent.append(block)
+            region = read(block.rows, block.cols)
+            yield block_numerator(region, block.origins, _nonlinear, 3, weight)
+
+    runs, calls = {}, {}
+    for name, blocks in (("local", None), ("elsewhere", elsewhere)):
+        out = np.zeros(size, np.float32)
+        calls[name] = []
+
+        def write(row: int, col: int, prob: np.ndarray, out: np.ndarray = out) -> None:
+            out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
+
+        stream_predict(
+            size,
+            read,
+            write,
+            _nonlinear,
+            patch_size=P,
+            stride=S,
+            batch_size=3,
+            block=64,
+            progress=lambda done, _, seen=calls[name]: seen.append(done),
+            blocks=blocks,
+        )
+        runs[name] = out
+    assert np.array_equal(runs["elsewhere"], runs["local"])
+    assert calls["elsewhere"] == list(itertools.accumulate(len(b.origins) for b in sent))
+    assert calls["local"][-1] == calls["elsewhere"][-1] == count_patches(size, P, S)
