@@ -89,3 +89,18 @@ def test_exported_runtimes_match_torch(
 
 def test_every_backend_is_named_once() -> None:
     assert set(CPU_PREFERENCE) | {"auto"} == set(BACKENDS)
+
+
+def test_openvino_with_a_thread_budget_does_not_pin_cores(
+    tiny_checkpoint: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned, two 1-thread worker processes shared the first core (x1.0 on 2 cores)."""
+    if not backends.installed("openvino"):
+        pytest.skip("openvino not installed")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    config = InferenceConfig(patch_size=64, stride=48, tta="none", device="cpu", backend="openvino")
+    runner = build_predictor(EngineOptions(tiny_checkpoint, config, cache_dir=cache)).runner
+    compiled = runner._request.get_compiled_model()
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    clear_runner_cache()

@@ -31,7 +31,11 @@ class OpenVinoRunner:
         model.reshape([self._batch, channels, spec.patch_size, spec.patch_size])
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(path.parent)}
         if spec.threads:
+            # A thread budget means other processes share the CPU (Dask or pool workers):
+            # OpenVINO would pin each process's threads to the same first cores, so two
+            # 1-thread workers took turns on one core while the other idled.
             config["INFERENCE_NUM_THREADS"] = spec.threads
+            config["ENABLE_CPU_PINNING"] = False
         self._request = core.compile_model(model, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
         self._tta = spec.tta
