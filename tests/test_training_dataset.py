@@ -16,6 +16,7 @@ from training.dataset import (
     EpochSampler,
     load_style_images,
     source_weights,
+    synthetic_nodata,
     train_augmentations,
 )
 from training.io import write_rgb
@@ -53,6 +54,38 @@ def test_style_transfer_moves_colours_toward_the_style_bank() -> None:
     )
     fda = _sample(Augment(style="fda", style_p=1.0), [reddish], seed=2)["image"]
     assert fda.shape == (96, 96, 3)
+
+
+def test_synthetic_nodata_is_filled_as_inference_fills_it_and_labelled_no_road() -> None:
+    image, mask = road_pair(128, 3)
+    valid = np.ones_like(mask)
+    valid[:, :8] = False  # the tile's own no-data is filled too
+    rng = np.random.default_rng(5)
+    out_image, out_mask = synthetic_nodata(image, mask, valid, rng)
+    changed = (out_image != image).any(axis=2)
+    share = changed[:, 8:].mean()
+    assert 0.1 < share < 0.65  # a half-plane of 15-60 % (minus pixels the fill left alike)
+    assert out_image.dtype == np.uint8 and out_image.shape == image.shape
+    assert not out_mask[changed & valid].any()  # no road where the data was removed
+    kept = ~changed & valid
+    assert (out_mask[kept] == mask[kept]).all()
+    # the fill has no edge: neighbouring filled pixels differ far less than the image does
+    filled = out_image.astype(float)
+    inside = changed[:, 1:] & changed[:, :-1]
+    step = np.abs(np.diff(filled, axis=1)).max(axis=2)[inside].mean()
+    assert step < 0.25 * np.abs(np.diff(image.astype(float), axis=1)).max(axis=2).mean()
+
+
+def test_synthetic_nodata_cuts_at_any_angle() -> None:
+    image, mask = road_pair(64, 1)
+    valid = np.ones_like(mask)
+    sides = set()
+    for seed in range(12):
+        out, _ = synthetic_nodata(image, mask, valid, np.random.default_rng(seed))
+        changed = (out != image).any(axis=2)
+        halves = (changed[:, :32].mean(), changed[:, 32:].mean(), changed[:32].mean())
+        sides.add(tuple(np.round(halves, 1) > 0.5))
+    assert len(sides) >= 3
 
 
 def test_style_bank_is_read_and_shrunk(tmp_path: Path) -> None:

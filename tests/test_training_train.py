@@ -160,7 +160,7 @@ def test_domain_robust_options_train_and_are_recorded(
     styles = tmp_path / "styles"
     styles.mkdir()
     write_rgb(styles / "target.png", np.full((32, 32, 3), (150, 110, 70), np.uint8))
-    options = Augment(photometric=True, scale=(0.7, 1.4), style="fda", style_p=0.5)
+    options = Augment(photometric=True, scale=(0.7, 1.4), style="fda", style_p=0.5, nodata_p=0.5)
     config = _config(
         manifest,
         tmp_path / "run",
@@ -179,6 +179,7 @@ def test_domain_robust_options_train_and_are_recorded(
         "scale": [0.7, 1.4],
         "style": "fda",
         "style_p": 0.5,
+        "nodata_p": 0.5,
     }
     assert recipe["style_dir"] == str(styles) and recipe["source_balance"] == 1.0
     # 6 samples per epoch in batches of 2, accumulating 2: 2 optimizer steps per epoch

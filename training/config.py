@@ -26,6 +26,9 @@ class Augment:
     #: histogram matching.
     style: StyleMode = "fda"
     style_p: float = 0.5
+    #: Share of samples given a synthetic no-data area (a random half-plane), filled as
+    #: inference fills no-data and labelled "no road", so no-data edges are not read as roads.
+    nodata_p: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scale is not None and not 0 < self.scale[0] <= self.scale[1]:
@@ -34,6 +37,8 @@ class Augment:
             raise InvalidInputError(f"unknown style transfer {self.style!r}")
         if not 0.0 <= self.style_p <= 1.0:
             raise InvalidInputError("style probability must be within 0..1")
+        if not 0.0 <= self.nodata_p <= 1.0:
+            raise InvalidInputError("no-data probability must be within 0..1")
 
 
 Schedule = Literal["cosine", "constant"]

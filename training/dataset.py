@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference.nodata import fill_smooth
 from training.config import Augment
 from training.io import IMAGE_SUFFIXES, read_binary, read_rgb
 
@@ -149,6 +150,27 @@ def train_augmentations(
     )
 
 
+def synthetic_nodata(
+    image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, mask)`` with a random half-plane (15–60 % of the crop, any angle) made
+    no-data the way inference sees it: filled by :func:`fill_smooth` and labelled no road.
+
+    Scene edges of mosaics, alpha borders of GEE chips and nodata collars all reach the model
+    through that fill; a model never shown it may read the smooth fill as asphalt.
+    """
+    height, width = mask.shape
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    rows, cols = np.mgrid[0:height, 0:width]
+    along = cols * np.cos(angle) + rows * np.sin(angle)
+    cut = np.quantile(along, 1.0 - rng.uniform(0.15, 0.6))
+    kept = along <= cut
+    # every pixel without data is filled, as at inference (``valid``: the tile's own no-data)
+    filled = fill_smooth(image.transpose(2, 0, 1).astype(np.float32), kept & valid)
+    image = np.clip(np.rint(filled), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    return np.ascontiguousarray(image), mask & kept
+
+
 def load_style_images(folder: Path, limit: int = 256, side: int = 512) -> list[np.ndarray]:
     """The RGB images of ``folder`` (sorted; at most ``limit``) as a style bank, shrunk to at
     most ``side`` px (style transfer resizes a whole reference to the crop: only its colour
@@ -195,12 +217,14 @@ class RoadTiles(Dataset):
         transform: A.Compose,
         norm: Normalisation,
         styles: Sequence[np.ndarray] = (),
+        nodata_p: float = 0.0,
     ) -> None:
         if not tiles:
             raise InvalidInputError("no tiles to load (empty split?)")
         self.tiles = list(tiles)
         self.transform = transform
         self.styles = list(styles)
+        self.nodata_p = nodata_p
         self.mean = np.asarray(norm.mean, np.float32) * norm.scale
         self.std = np.asarray(norm.std, np.float32) * norm.scale
 
@@ -221,15 +245,23 @@ class RoadTiles(Dataset):
         out = self.transform(
             image=image, masks=[mask.astype(np.uint8), valid.astype(np.uint8)], **extra
         )
-        x = (out["image"].astype(np.float32) - self.mean) / self.std
         m, v = out["masks"]
         v = v.astype(bool)
         m = m.astype(bool) & v
+        image = out["image"]
+        if self.nodata_p and _rng().random() < self.nodata_p:
+            image, m = synthetic_nodata(image, m, v, _rng())
+        x = (image.astype(np.float32) - self.mean) / self.std
         return (
             torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
             torch.from_numpy(m[None].astype(np.float32)),
             torch.from_numpy(v[None].astype(np.float32)),
         )
+
+
+def _rng() -> np.random.Generator:
+    """A generator drawn from torch's per-worker seed, so DataLoader workers differ."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 class EpochSampler(Sampler[int]):

@@ -478,7 +478,13 @@ def _datasets(ctx: Context) -> tuple[RoadTiles, RoadTiles, RoadTiles]:
         else eval_transform(config.crop)
     )
     return (
-        RoadTiles(ctx.train, transform, ctx.norm, styles),
+        RoadTiles(
+            ctx.train,
+            transform,
+            ctx.norm,
+            styles,
+            nodata_p=config.augment_options.nodata_p if config.augment else 0.0,
+        ),
         RoadTiles(ctx.train, eval_transform(_pad_size(ctx.train, 32)), ctx.norm),
         RoadTiles(ctx.val, eval_transform(_pad_size(ctx.val, 32)), ctx.norm),
     )

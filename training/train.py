@@ -65,6 +65,13 @@ def add_common_options(parser: ArgumentParser) -> None:
         "--style-p", type=fraction, default=0.5, help="share of samples restyled (default 0.5)"
     )
     parser.add_argument(
+        "--nodata-p",
+        type=fraction,
+        default=0.0,
+        help="share of samples given a synthetic no-data half-plane, filled as inference "
+        "fills no-data and labelled no road (default 0: off)",
+    )
+    parser.add_argument(
         "--source-balance",
         type=float,
         default=0.0,
@@ -151,6 +158,7 @@ def common_config(args: object, **kwargs: object) -> TrainConfig:
             scale=a["scale_aug"],
             style=a["style"],
             style_p=a["style_p"],
+            nodata_p=a["nodata_p"],
         ),
         style_dir=a["style_dir"],
         source_balance=a["source_balance"],
