@@ -35,3 +35,19 @@ def test_shrink_valid_drops_a_margin_next_to_no_data_only() -> None:
     assert not shrunk[:, :7].any() and shrunk[:, 7:].all()  # image borders do not shrink it
     assert shrink_valid(np.ones((4, 4), bool), 3.0).all()
     assert (shrink_valid(valid, 0.0) == valid).all()
+
+
+def test_fill_deep_inside_a_large_hole_fades_to_the_mean_without_streaks() -> None:
+    """Far beyond the local mean's reach, copying the nearest filled value drew a straight
+    streak per row (a model read them as roads); the fill fades into coarser means instead."""
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0.0, 1.0, (3, 128, 512)).astype(np.float32)
+    image[:, ::16, :] = 1.0  # bright rows every 16 px reaching the edge of the hole
+    valid = np.ones((128, 512), bool)
+    valid[:, :400] = False
+    filled = fill_smooth(image, valid)
+    deep = filled[:, :, :200]
+    assert np.isfinite(deep).all()
+    # rows deep inside barely differ from each other (a streak would keep each row's value)
+    assert deep.std(axis=1).max() < 0.02
+    np.testing.assert_allclose(deep.mean(axis=(1, 2)), image[:, valid].mean(axis=1), atol=0.05)
