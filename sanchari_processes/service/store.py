@@ -7,7 +7,8 @@ one server (:class:`FolderLock`). PostgreSQL (:mod:`~sanchari_processes.service.
 several servers share the jobs. Status changes from workers are conditional on the job still
 being live, so a late "finished" event can never resurrect a dismissed job. At start a server
 settles what a previous run left (:meth:`JobStore.recover`) — only jobs whose owner is gone —
-and finished jobs expire (:meth:`JobStore.expire`) so the store stays bounded.
+as servers sharing a store do for those whose heartbeat stopped; finished jobs expire
+(:meth:`JobStore.expire`) so the store stays bounded.
 """
 
 from __future__ import annotations
