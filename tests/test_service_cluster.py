@@ -157,6 +157,104 @@ def test_a_restarted_server_fails_the_jobs_its_predecessor_left_running(
         _stop(second)
 
 
+def _coordinating(catalogue: Path, jobs: Path, weights: Path, pg_url: str) -> dict:
+    """Servers on one PostgreSQL store with local workers, beating every second."""
+    return _config(catalogue, jobs, weights, jobs_db=pg_url, heartbeat_s=1, server_timeout_s=3)
+
+
+def _manager(app: Flask) -> Any:
+    return app.extensions["sanchari.manager"]
+
+
+def _wait_counting(client: Any, job_id: str) -> None:
+    """Until the job runs its steps (its worker has started it)."""
+    deadline = time.monotonic() + 60
+    while not client.get(f"/jobs/{job_id}").get_json()["message"].startswith("Counting"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _crash(app: Flask) -> None:
+    """What other servers see of a crash: the heartbeat stops, the workers die, the job
+    records stay as they were (nothing is shut down cleanly)."""
+    manager = _manager(app)
+    manager._stop.set()
+    manager._janitor.join(10)
+    manager._executor.shutdown()
+
+
+def test_a_job_dismissed_on_another_server_stops_where_it_runs(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, pg_url: str
+) -> None:
+    config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
+    first = create_app(config, runner=ticking_runner)
+    second = create_app(config, runner=ticking_runner)
+    try:
+        one, two = first.test_client(), second.test_client()
+        job_id = one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"]
+        _wait_counting(two, job_id)
+        assert two.delete(f"/jobs/{job_id}").status_code == 200
+        deadline = time.monotonic() + 5  # the first server looks every second
+        while _manager(first)._executor.active():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        ticks = tmp_path / "jobs" / "jobs" / f"{job_id}.ticks"
+        stopped = ticks.read_text()
+        time.sleep(0.5)
+        assert ticks.read_text() == stopped and int(stopped) < 40
+        assert one.get(f"/jobs/{job_id}").get_json()["status"] == "dismissed"
+        assert not (tmp_path / "jobs" / "jobs" / job_id).exists()
+    finally:
+        _stop(first, second)
+
+
+def test_the_jobs_of_a_server_that_stopped_beating_are_settled_once(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, pg_url: str
+) -> None:
+    """Its running job fails as interrupted and its queued job runs on the other server, once."""
+    config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
+    first = create_app(config, runner=ticking_runner)
+    second = create_app(config, runner=ticking_runner)
+    try:
+        one, two = first.test_client(), second.test_client()
+        running, queued = (
+            one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"] for _ in range(2)
+        )
+        _wait_counting(one, running)
+        assert one.get(f"/jobs/{queued}").get_json()["status"] == "accepted"  # one worker
+        _crash(first)
+        failed = wait_for_job(two, running, timeout=30)
+        assert failed["status"] == "failed" and "interrupted" in failed["message"]
+        assert wait_for_job(two, queued)["status"] == "successful"
+        assert _manager(second).store.get(queued)["owner"] == _manager(second)._executor.owner
+        folder = tmp_path / "jobs" / "jobs"
+        assert (folder / f"{running}.runs").read_text() == "run\n"
+        assert (folder / f"{queued}.runs").read_text() == "run\n"
+        assert two.get(f"/jobs/{queued}/results/roads").status_code == 200
+    finally:
+        _stop(first, second)
+
+
+def test_a_live_servers_jobs_are_never_taken_over(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, pg_url: str
+) -> None:
+    """Two 4 s jobs on one worker outlive the 3 s timeout: the beating server keeps both."""
+    config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
+    first = create_app(config, runner=ticking_runner)
+    second = create_app(config, runner=ticking_runner)
+    try:
+        one, two = first.test_client(), second.test_client()
+        ids = [one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"] for _ in range(2)]
+        owner = _manager(first)._executor.owner
+        for job_id in ids:
+            assert wait_for_job(two, job_id)["status"] == "successful"
+            assert _manager(second).store.get(job_id)["owner"] == owner
+            runs = tmp_path / "jobs" / "jobs" / f"{job_id}.runs"
+            assert runs.read_text() == "run\n"
+    finally:
+        _stop(first, second)
+
+
 def test_synchronous_execution_on_the_cluster(
     tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, dask_scheduler: str
 ) -> None:
@@ -207,6 +305,8 @@ def test_servers_sharing_postgres_and_a_cluster_dismiss_each_others_jobs(
         ({"dask_scheduler": "localhost:8786"}, "SANCHARI_DASK_SCHEDULER"),
         ({"dask_scheduler": "http://x:1"}, "tcp://HOST:PORT"),
         ({"jobs_db": "sqlite:///jobs.db"}, "SANCHARI_JOBS_DB"),
+        ({"heartbeat_s": "5", "server_timeout_s": "6"}, "server_timeout_s >= 2"),
+        ({"heartbeat_s": "0"}, "heartbeat_s >= 1"),
     ],
 )
 def test_bad_cluster_settings_are_one_clear_error(block: dict, match: str) -> None:

@@ -171,6 +171,66 @@ def test_old_postgres_store_gains_new_columns(pg_url: str) -> None:
         store.close()
 
 
+def test_heartbeats_say_which_servers_are_alive(pg_url: str) -> None:
+    import psycopg
+
+    from sanchari_processes.service.store_pg import PostgresJobStore
+
+    store, other = PostgresJobStore(pg_url), PostgresJobStore(pg_url)
+    try:
+        store.beat(["a", "b"], timeout_s=30)
+        assert other.live_owners(30) == {"a", "b"}
+        store.forget_owners(["a"])  # a clean shutdown
+        assert other.live_owners(30) == {"b"}
+        with psycopg.connect(pg_url, autocommit=True) as db:  # b went silent a minute ago
+            db.execute("UPDATE servers SET heartbeat = now() - interval '1 minute'")
+            assert other.live_owners(30) == set() and other.live_owners(120) == {"b"}
+            other.beat(["c"], timeout_s=30)  # and forgets servers silent for longer
+            owners = {row[0] for row in db.execute("SELECT owner FROM servers").fetchall()}
+        assert owners == {"c"}
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_store_one_server_owns_keeps_no_heartbeats(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    store.beat(["a"], timeout_s=30)
+    assert store.live_owners(30) == set()
+
+
+def test_states_of_jobs_by_id(open_store: Opener) -> None:
+    store = open_store()
+    store.add("a", "p", {}, owner="me")
+    store.add("b", "p", {})
+    store.update("b", status="dismissed")
+    assert store.states(["a", "b", "gone"]) == {"a": ("accepted", "me"), "b": ("dismissed", None)}
+    assert store.states([]) == {}
+
+
+def test_recovery_leaves_a_job_that_changed_after_it_was_read(pg_url: str) -> None:
+    """A job dismissed (or claimed) by another server while recovery decides stays so."""
+    from sanchari_processes.service.store_pg import PostgresJobStore
+
+    store = PostgresJobStore(pg_url)
+    try:
+        store.add("run", "p", {}, inputs={"a": 1}, owner="gone")
+        store.update("run", status="running")
+        store.add("queued", "p", {}, inputs={"a": 2}, owner="gone")
+
+        def held(owner: str | None) -> bool:  # meanwhile, elsewhere:
+            store.update("run", only_live=False, status="dismissed")
+            store.update("queued", owner="other")
+            return False
+
+        recovered = store.recover(held=held, claim="me")
+        assert recovered.settled == set()
+        assert store.get("run")["status"] == "dismissed"
+        assert store.get("queued")["owner"] == "other"
+    finally:
+        store.close()
+
+
 def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
     from sanchari_processes.service.store_pg import StoreUnavailableError
 

@@ -173,6 +173,11 @@ class ManagerSettings:
     jobs_db: str | None = None
     #: A Dask scheduler (``tcp://HOST:PORT``): jobs run on its workers (else local processes).
     dask_scheduler: str | None = None
+    #: With ``jobs_db``: how often a server renews its heartbeat and settles the jobs of servers
+    #: whose heartbeat stopped (seconds).
+    heartbeat_s: int = 5
+    #: With ``jobs_db``: a server silent this long is gone; its jobs are settled (seconds).
+    server_timeout_s: int = 30
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.queue_size < 0:
@@ -181,6 +186,8 @@ class ManagerSettings:
             raise SettingsError("need sync_timeout_s >= 1, job_retention_s >= 0, max_jobs >= 1")
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024")
+        if self.heartbeat_s < 1 or self.server_timeout_s < 2 * self.heartbeat_s:
+            raise SettingsError("need heartbeat_s >= 1 and server_timeout_s >= 2 * heartbeat_s")
         if not 1 <= self.callback_retries <= 10:
             raise SettingsError("callback_retries must be within 1..10")
         if self.jobs_db and not _PG_URL.match(self.jobs_db):
@@ -205,7 +212,8 @@ class ManagerSettings:
         known = {"name", "connection", "output_dir", "processes", "workers", "queue_size"}
         known |= {"retry_after_s", "threads_per_worker", "sync_timeout_s", "job_retention_s"}
         known |= {"max_jobs", "max_body_bytes", "remote_allow", "remote_timeout_s"}
-        known |= {"callback_retries", "jobs_db", "dask_scheduler"}
+        known |= {"callback_retries", "jobs_db", "dask_scheduler", "heartbeat_s"}
+        known |= {"server_timeout_s"}
         _reject_unknown(block, known, "server.manager")
         store = block.get("output_dir") or "sanchari-jobs"
         defaults = cls()
@@ -227,6 +235,8 @@ class ManagerSettings:
                     "max_jobs",
                     "max_body_bytes",
                     "callback_retries",
+                    "heartbeat_s",
+                    "server_timeout_s",
                 )
             },
         )

@@ -200,6 +200,10 @@ class DaskExecutor:
         item.future.cancel()
         return watched is not None
 
+    def active(self) -> set[str]:
+        with self._lock:
+            return set(self._watched)
+
     def shutdown(self) -> None:
         """Stop watching; jobs keep running on the cluster for the next server to re-attach."""
         self._stop.set()

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -106,6 +106,9 @@ class JobExecutor(Protocol):
     def cancel(self, job_id: str) -> bool:
         """Stop a queued or running job; ``False`` when it is not here (already finished)."""
 
+    def active(self) -> set[str]:
+        """Ids of the jobs queued or running here."""
+
     def shutdown(self) -> None: ...
 
 
@@ -161,15 +164,19 @@ def release_owner(owner: str) -> None:
     _LIVE_OWNERS.discard(owner)
 
 
-def owner_alive(owner: str) -> bool:
+def owner_alive(owner: str, heartbeats: Collection[str] | None = None) -> bool:
     """Whether the server holding jobs tagged ``owner`` may still be running.
 
-    A local pool is gone when its process on this host is (or, in this process, when it was
-    shut down); pools on other hosts and clusters are presumed alive: they settle their own.
+    Clusters settle their own jobs: presumed alive. Where the store keeps heartbeats (a shared
+    one; ``heartbeats`` are the owners beating) a local pool is alive while it beats, on any
+    host. Without them, it is gone when its process on this host is (or, in this process, when
+    it was shut down); pools on other hosts are presumed alive.
     """
     kind, _, rest = owner.partition(":")
     if kind != "local":
         return True
+    if heartbeats is not None:
+        return owner in heartbeats
     host, _, pid_token = rest.partition(":")
     pid_text, _, _ = pid_token.partition(":")
     if host != socket.gethostname():
@@ -258,6 +265,11 @@ class LocalProcessPool:
             target.process.kill()
             target.process.join(5)
         return True
+
+    def active(self) -> set[str]:
+        with self._lock:
+            running = {w.job_id for w in self._workers if w.job_id and not w.cancelled}
+            return running | {job.job_id for job in self._pending}
 
     def queued(self) -> int:
         with self._lock:

@@ -14,6 +14,11 @@ server owns a SQLite jobs folder (a lock taken before the store is opened). At s
 the jobs whose owner is gone: it runs again the ones that were queued, fails the ones that were
 running (410, "interrupted by a restart"), and removes their scratch folders; jobs still running
 on a cluster are re-attached. Finished jobs expire after ``job_retention_s``.
+
+Servers sharing a PostgreSQL store coordinate through it: each keeps a heartbeat for the owners
+of its local jobs; every ``heartbeat_s`` a server settles, as at start, the live jobs of servers
+silent for ``server_timeout_s`` (a crash), and every second it stops the jobs of its own that
+another server dismissed.
 """
 
 from __future__ import annotations
@@ -96,6 +101,8 @@ DEFAULT_SYNC_LIMIT = 4
 _POLL_S = 0.2
 #: Least time between two in-progress callbacks of one job (seconds).
 _PROGRESS_CALLBACK_S = 2.0
+#: How often a server sharing its store looks for its jobs dismissed on another (seconds).
+_WATCH_S = 1.0
 
 
 class ClientGoneError(SanchariError):
@@ -143,6 +150,8 @@ class SanchariManager(BaseManager):
         self._janitor: threading.Thread | None = None
         #: Owner of this server's synchronous jobs (their callers wait on this process).
         self._sync_owner = local_owner()
+        #: Owners whose jobs die with this server: its heartbeat vouches for them.
+        self._beating: tuple[str, ...] = ()
 
     # -- life cycle -----------------------------------------------------------------------------
     def acquire_folder(self) -> None:
@@ -171,13 +180,11 @@ class SanchariManager(BaseManager):
             self._sync_slots = threading.BoundedSemaphore(max(1, sync_limit))
             executor = executor or make_executor(self.settings, self, runner or run_road_job)
             store = self.store  # opened first: an unreachable database starts nothing
+            self._sync_owner = local_owner()
+            self._beating = (self._sync_owner,) + (() if executor.reattaches else (executor.owner,))
+            store.beat(self._beating, self.settings.server_timeout_s)  # before any job is ours
             executor.start()
-            recovered = store.recover(
-                held=lambda owner: self._holds(executor, owner), claim=executor.owner
-            )
-            for job_id in recovered.dropped:  # their callers left: stop them where they run
-                executor.cancel(job_id)
-            self._clean_scratch(recovered)
+            recovered = self._settle(executor)
             self._expire()
             if recovered.interrupted or recovered.requeue or recovered.held:
                 LOGGER.warning(
@@ -201,19 +208,43 @@ class SanchariManager(BaseManager):
         for record in recovered.requeue:
             self._requeue(record)
 
-    def _holds(self, executor: JobExecutor, owner: str | None) -> bool:
-        """Whether a live job tagged ``owner`` is still held (so recovery leaves it alone)."""
-        if not owner:
-            return False
-        if owner == executor.owner:
-            return executor.reattaches
-        return self.store.shared and owner_alive(owner)
+    def _settle(self, executor: JobExecutor) -> Recovered:
+        """Settle the live jobs whose owner is gone (:meth:`JobStore.recover`): at start what a
+        predecessor left; later, with a shared store, what servers that stopped left."""
+        recovered = self.store.recover(held=self._holder(executor), claim=executor.owner)
+        for job_id in recovered.dropped:  # their callers left: stop them where they run
+            executor.cancel(job_id)
+        self._clean_scratch(recovered)
+        return recovered
+
+    def _holder(self, executor: JobExecutor) -> Callable[[str | None], bool]:
+        """Whether a live job tagged ``owner`` is still held (so recovery leaves it alone): by
+        this server, a cluster, or a server whose heartbeat is fresh. The heartbeats are read
+        once, when first needed: after the jobs, so a server that started meanwhile is alive."""
+        own = {executor.owner, *self._beating}
+        beating: set[str] | None = None
+
+        def held(owner: str | None) -> bool:
+            nonlocal beating
+            if not owner:
+                return False
+            if owner in own:
+                return True
+            if not self.store.shared:
+                return False
+            if beating is None:
+                beating = self.store.live_owners(self.settings.server_timeout_s)
+            return owner_alive(owner, beating)
+
+        return held
 
     def shutdown(self) -> None:
+        self._stop.set()
+        if self._janitor is not None:
+            self._janitor.join(10)
         with self._lock:
             executor, self._executor = self._executor, None
             planners, self._planners = self._planners, {}
-        self._stop.set()
         for pool in planners.values():
             pool.shutdown(wait=False, cancel_futures=True)
         if executor is not None:
@@ -223,6 +254,8 @@ class SanchariManager(BaseManager):
         with self._lock:
             store, self._store = self._store, None
         if store is not None:
+            if executor is not None:  # its jobs stopped with it: others may settle them now
+                store.forget_owners(self._beating)
             store.close()
         self._folder_lock.release()
 
@@ -485,12 +518,58 @@ class SanchariManager(BaseManager):
         return expired
 
     def _janitor_loop(self) -> None:
-        interval = min(300.0, max(0.5, self.settings.job_retention_s / 4))
-        while not self._stop.wait(interval):
-            try:
-                self._expire()
-            except Exception:
-                LOGGER.exception("job expiry failed")
+        """Expire finished jobs; with a shared store also keep this server's heartbeat, take
+        over the jobs of servers that stopped, and stop those dismissed on another server."""
+        tasks: list[tuple[float, Callable[[], Any]]] = [
+            (min(300.0, max(0.5, self.settings.job_retention_s / 4)), self._expire)
+        ]
+        if self.store.shared:
+            tasks += [(self.settings.heartbeat_s, self._take_over), (_WATCH_S, self._watch)]
+        due = [time.monotonic() + interval for interval, _ in tasks]
+        while not self._stop.wait(min(interval for interval, _ in tasks)):
+            for index, (interval, task) in enumerate(tasks):
+                if time.monotonic() < due[index]:
+                    continue
+                due[index] = time.monotonic() + interval
+                try:
+                    task()
+                except Exception:
+                    LOGGER.exception("janitor task %s failed", task.__name__)
+
+    def _take_over(self) -> None:
+        """Renew this server's heartbeat, then settle the jobs of servers whose heartbeat
+        stopped: their queued jobs run here, their running ones fail as interrupted."""
+        executor = self._executor
+        if executor is None:
+            return
+        self.store.beat(self._beating, self.settings.server_timeout_s)
+        recovered = self._settle(executor)
+        if recovered.settled:
+            LOGGER.warning(
+                "from stopped servers: %d job(s) queued again here, %d interrupted job(s) failed",
+                len(recovered.requeue),
+                len(recovered.interrupted),
+            )
+        for record in recovered.requeue:
+            self._requeue(record)
+
+    def _watch(self) -> None:
+        """Stop the local jobs whose record is no longer live (dismissed on another server) or
+        no longer this server's (settled by another while this one was silent)."""
+        executor = self._executor
+        if executor is None or executor.reattaches:  # a cluster's jobs hear it from the cluster
+            return
+        here = executor.active()
+        states = self.store.states(here) if here else {}
+        for job_id in here:
+            status, owner = states.get(job_id, (None, None))
+            if status in LIVE and owner in self._beating:
+                continue
+            LOGGER.info("job %s: stopped here, its record is %s elsewhere", job_id, status)
+            executor.cancel(job_id)
+            if status not in LIVE:  # no server runs it: remove what it wrote since
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self._wake(job_id)
 
     # -- job events (from the executor) ---------------------------------------------------------
     def job_started(self, job_id: str) -> None:

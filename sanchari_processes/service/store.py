@@ -7,7 +7,8 @@ one server (:class:`FolderLock`). PostgreSQL (:mod:`~sanchari_processes.service.
 several servers share the jobs. Status changes from workers are conditional on the job still
 being live, so a late "finished" event can never resurrect a dismissed job. At start a server
 settles what a previous run left (:meth:`JobStore.recover`) — only jobs whose owner is gone —
-and finished jobs expire (:meth:`JobStore.expire`) so the store stays bounded.
+as servers sharing a store do for those whose heartbeat stopped; finished jobs expire
+(:meth:`JobStore.expire`) so the store stays bounded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import os
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,8 @@ ADDED_COLUMNS = {
     "task": "TEXT",
 }
 _INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)",)
+#: A job still as recovery read it: same status and owner (``?`` marks: id, status, owner).
+_AS_READ = "WHERE identifier = ? AND status = ? AND COALESCE(owner, '') = ?"
 #: "No limit" for LIMIT clauses, in a form both databases accept.
 _NO_LIMIT = 2**62
 
@@ -236,13 +239,16 @@ class JobStore(ABC):
     def recover(
         self, held: Callable[[str | None], bool] = lambda owner: False, claim: str | None = None
     ) -> Recovered:
-        """Settle the live jobs whose owner is gone (call once, at start-up).
+        """Settle the live jobs whose owner is gone (at start-up, and with a shared store each
+        time a server looks for servers that stopped).
 
         ``held(owner)`` says whether a live job's owner still holds it (another server, or a
-        cluster this one re-attaches to): those are left alone. Of the rest, async jobs that
+        cluster this one re-attaches to): those are left alone. It is asked after the jobs were
+        read, so an owner that started meanwhile is seen alive. Of the rest, async jobs that
         never started are returned to run again (now owned by ``claim``); async jobs that were
         running fail as interrupted (410, not a server error); sync jobs are dropped (their
-        caller left with the old process).
+        caller left with the old process). Each change is conditional on the job's status and
+        owner as read, so a job dismissed meanwhile stays dismissed and no job is claimed twice.
         """
         stamp = now()
         settled = Recovered([], [], [], [])
@@ -252,26 +258,27 @@ class JobStore(ABC):
             ).fetchall()
             for record in map(_record, rows):
                 job_id = record["identifier"]
+                unchanged = (job_id, record["status"], record.get("owner") or "")
                 if held(record.get("owner")):
                     settled.held.append(record)
                 elif record["sync"]:
-                    self._run(db, "DELETE FROM jobs WHERE identifier = ?", (job_id,))
-                    settled.dropped.append(job_id)
+                    if self._run(db, f"DELETE FROM jobs {_AS_READ}", unchanged).rowcount:
+                        settled.dropped.append(job_id)
                 elif record["status"] == "running" or record["inputs"] is None:
-                    self._run(
+                    failed = self._run(
                         db,
                         "UPDATE jobs SET status = 'failed', message = ?, error = ?, finished = ?,"
-                        " updated = ? WHERE identifier = ?",
-                        (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp, job_id),
+                        f" updated = ? {_AS_READ}",
+                        (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp, *unchanged),
                     )
-                    settled.interrupted.append(job_id)
-                else:
-                    self._run(
-                        db,
-                        "UPDATE jobs SET message = 'Job accepted (queued again after a restart)',"
-                        " progress = 0, updated = ?, owner = ?, task = NULL WHERE identifier = ?",
-                        (stamp, claim, job_id),
-                    )
+                    if failed.rowcount:
+                        settled.interrupted.append(job_id)
+                elif self._run(
+                    db,
+                    "UPDATE jobs SET message = 'Job accepted (queued again after a restart)',"
+                    f" progress = 0, updated = ?, owner = ?, task = NULL {_AS_READ}",
+                    (stamp, claim, *unchanged),
+                ).rowcount:
                     settled.requeue.append(record)
         return settled
 
@@ -308,6 +315,34 @@ class JobStore(ABC):
                 db, f"SELECT identifier FROM jobs WHERE status IN ({marks})", statuses
             ).fetchall()
             return {_first(r) for r in rows}
+
+    def states(self, identifiers: Collection[str]) -> dict[str, tuple[str, str | None]]:
+        """Status and owner of those of ``identifiers`` still stored."""
+        ids = list(identifiers)
+        found: dict[str, tuple[str, str | None]] = {}
+        with self._connect() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = self._run(
+                    db,
+                    "SELECT identifier, status, owner FROM jobs"
+                    f" WHERE identifier IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update((row["identifier"], (row["status"], row["owner"])) for row in rows)
+        return found
+
+    # -- heartbeats: only a shared store keeps them (one server owns any other) -------------------
+    def beat(self, owners: Collection[str], timeout_s: float) -> None:  # noqa: B027
+        """Say ``owners`` (this server's) are alive now, and forget servers silent for longer
+        than ``timeout_s`` (they are gone either way)."""
+
+    def forget_owners(self, owners: Collection[str]) -> None:  # noqa: B027
+        """Say ``owners`` stopped cleanly (their jobs can be settled at once)."""
+
+    def live_owners(self, timeout_s: float) -> set[str]:
+        """Owners whose heartbeat is younger than ``timeout_s``."""
+        return set()
 
 
 class SqliteJobStore(JobStore):

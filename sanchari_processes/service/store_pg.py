@@ -3,12 +3,16 @@
 The records and SQL are :class:`~sanchari_processes.service.store.JobStore`'s; this adds a
 small connection pool (psycopg 3), ``?`` marks rewritten as ``%s``, and the store's lock as a
 transaction-scoped advisory lock, taken for schema changes, recovery and expiry so two servers
-starting at once never race. The schema is created, or brought up to date, on open.
+starting at once never race. The schema is created, or brought up to date, on open. Each server
+keeps a heartbeat in ``servers`` (times are the database's, so servers' clocks may differ): a
+server whose heartbeat stopped is gone, and the others settle its jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+import socket
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +26,15 @@ _LOCK_KEY = 0x5A4C_0B5
 _POOL_SIZE = 8
 #: Seconds to wait for the database on open and for a free connection.
 _CONNECT_TIMEOUT_S = 10
+#: Servers (their job owner tags) and when each last said it was alive.
+_SERVERS = """CREATE TABLE IF NOT EXISTS servers (
+    owner TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat TIMESTAMPTZ NOT NULL
+)"""
+#: ``heartbeat`` is younger than ``%s`` seconds.
+_FRESH = "heartbeat >= now() - %s::float8 * interval '1 second'"
 
 
 class StoreUnavailableError(BackendUnavailableError):
@@ -82,6 +95,26 @@ class PostgresJobStore(JobStore):
     def _run(self, db: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return db.execute(sql.replace("?", "%s"), tuple(params))
 
+    def beat(self, owners: Collection[str], timeout_s: float) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        with self._connect() as db:
+            for owner in owners:
+                db.execute(
+                    "INSERT INTO servers (owner, host, pid, heartbeat) VALUES (%s, %s, %s, now())"
+                    " ON CONFLICT (owner) DO UPDATE SET heartbeat = now()",
+                    (owner, host, pid),
+                )
+            db.execute(f"DELETE FROM servers WHERE NOT {_FRESH}", (timeout_s,))
+
+    def forget_owners(self, owners: Collection[str]) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM servers WHERE owner = ANY(%s)", (list(owners),))
+
+    def live_owners(self, timeout_s: float) -> set[str]:
+        with self._connect() as db:
+            rows = db.execute(f"SELECT owner FROM servers WHERE {_FRESH}", (timeout_s,))
+            return {row["owner"] for row in rows.fetchall()}
+
     def close(self) -> None:
         pool = getattr(self, "_pool", None)
         if pool is not None:
@@ -98,6 +131,7 @@ def _migrate(db: Any) -> None:
             db.execute(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {column} {kind}")
         for statement in _INDEXES:
             db.execute(statement)
+        db.execute(_SERVERS)
 
 
 def _first_line(exc: BaseException) -> str:
