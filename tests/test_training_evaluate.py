@@ -154,6 +154,30 @@ def test_export_writes_half_precision_with_reports(
     assert next(loaded.module.parameters()).dtype == torch.float32
 
 
+def test_export_records_a_chosen_threshold_and_its_reason(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    searched = read_metadata(tiny_checkpoint).threshold
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps({"iou": 0.3, "images": 2, "threshold": 0.62}))
+    target = tmp_path / "m.safetensors"
+    args = ["--weights", str(tiny_checkpoint), "-o", str(target), "--report", f"dev={dev}"]
+    # a report scored at another threshold than the release's is refused
+    assert run_main(export.main, args) != 0
+    assert "scored at threshold 0.62" in capsys.readouterr().err and not target.exists()
+    assert run_main(export.main, [*args, "--threshold", "0.62"]) != 0  # a reason is required
+    capsys.readouterr()
+    reason = ["--threshold", "0.62", "--threshold-reason", "dev set prefers it"]
+    assert run_main(export.main, [*args, *reason]) == 0
+    meta = read_metadata(target)
+    assert meta.threshold == 0.62
+    assert meta.metrics["threshold_choice"] == {
+        "threshold": 0.62,
+        "search_threshold": searched,
+        "reason": "dev set prefers it",
+    }
+
+
 def test_export_bad_report_is_one_error_line(
     tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

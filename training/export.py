@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import load_checkpoint, save_checkpoint
-from training.cli import ArgumentParser, run_main
+from training.cli import ArgumentParser, fraction, run_main
 
 
 def _parser() -> ArgumentParser:
@@ -31,7 +31,18 @@ def _parser() -> ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=JSON",
-        help="store a training.evaluate JSON report under metrics.evaluation.NAME (repeatable)",
+        help="store a training.evaluate JSON report under metrics.evaluation.NAME (repeatable; "
+        "each must be scored at the release's threshold)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=fraction,
+        help="release threshold other than the threshold search's (with --threshold-reason)",
+    )
+    parser.add_argument(
+        "--threshold-reason",
+        help="why (recorded in metrics.threshold_choice, e.g. a flat held-out curve and a "
+        "target-domain dev set that prefers this value)",
     )
     return parser
 
@@ -52,15 +63,38 @@ def _reports(items: Sequence[str]) -> dict[str, object]:
     return out
 
 
+def _check_thresholds(reports: dict[str, object], threshold: float) -> None:
+    """A report scored at another threshold would describe a model that does not ship."""
+    for name, report in reports.items():
+        scored = report.get("threshold") if isinstance(report, dict) else None
+        if scored is not None and abs(float(scored) - threshold) > 1e-9:
+            raise InvalidInputError(
+                f"--report {name}: scored at threshold {scored}, the release uses {threshold}"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     reports = _reports(args.report)
     loaded = load_checkpoint(args.weights, "cpu")
     meta = loaded.metadata
     metrics = dict(meta.metrics)
+    threshold = meta.threshold
+    if (args.threshold is None) != (args.threshold_reason is None):
+        raise InvalidInputError("--threshold and --threshold-reason go together")
+    if args.threshold is not None:
+        threshold = args.threshold
+        metrics["threshold_choice"] = {
+            "threshold": threshold,
+            "search_threshold": meta.threshold,
+            "reason": args.threshold_reason,
+        }
+    _check_thresholds(reports, threshold)
     if reports:
         metrics["evaluation"] = {**metrics.get("evaluation", {}), **reports}
-    metadata = replace(meta, model_id=args.model_id or meta.model_id, metrics=metrics)
+    metadata = replace(
+        meta, model_id=args.model_id or meta.model_id, threshold=threshold, metrics=metrics
+    )
     target = save_checkpoint(loaded.module, metadata, args.out, half=True)
     size_mb = target.stat().st_size / 1e6
     print(f"{target}: {size_mb:.1f} MB float16, model_id {metadata.model_id}")
