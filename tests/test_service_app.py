@@ -278,6 +278,25 @@ def test_model_missing_is_503_and_server_keeps_serving(tmp_path: Path, catalogue
         app.extensions["sanchari.manager"].shutdown()
 
 
+def test_shutdown_finishes_when_the_database_is_already_gone(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database stopped before the server (PostgreSQL at the end of a deployment): the
+    server still shuts down, with one warning instead of a traceback, and frees its folder."""
+    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    app = create_app(config, runner=crashing_runner)
+    manager = app.extensions["sanchari.manager"]
+
+    def gone(owners: object) -> None:
+        raise OSError("terminating connection due to administrator command")
+
+    manager.store.forget_owners = gone
+    manager.shutdown()
+    assert "could not remove this server's heartbeat" in caplog.text
+    again = create_app(config, runner=crashing_runner)  # the folder lock was released
+    again.extensions["sanchari.manager"].shutdown()
+
+
 def test_bug_in_job_is_500_without_internals(
     tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path
 ) -> None:

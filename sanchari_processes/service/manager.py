@@ -255,9 +255,22 @@ class SanchariManager(BaseManager):
             store, self._store = self._store, None
         if store is not None:
             if executor is not None:  # its jobs stopped with it: others may settle them now
-                store.forget_owners(self._beating)
+                self._forget_heartbeat(store)
             store.close()
         self._folder_lock.release()
+
+    def _forget_heartbeat(self, store: JobStore) -> None:
+        """Remove this server's heartbeat; a database already gone (stopped before this
+        server) only delays that: the heartbeat then expires after ``server_timeout_s``."""
+        try:
+            store.forget_owners(self._beating)
+        except Exception as exc:  # any driver error: shutdown must finish
+            LOGGER.warning(
+                "could not remove this server's heartbeat (%s); other servers settle its "
+                "jobs once it is %s s old",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                self.settings.server_timeout_s,
+            )
 
     @property
     def store(self) -> JobStore:
