@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,17 @@ def _coordinating(catalogue: Path, jobs: Path, weights: Path, pg_url: str) -> di
     return _config(catalogue, jobs, weights, jobs_db=pg_url, heartbeat_s=1, server_timeout_s=3)
 
 
+@contextlib.contextmanager
+def _two_servers(config: dict) -> Iterator[tuple[Flask, Flask]]:
+    """Two servers on one configuration (one store, one jobs folder), stopped after."""
+    first = create_app(config, runner=ticking_runner)
+    second = create_app(config, runner=ticking_runner)
+    try:
+        yield first, second
+    finally:
+        _stop(first, second)
+
+
 def _manager(app: Flask) -> Any:
     return app.extensions["sanchari.manager"]
 
@@ -187,9 +200,7 @@ def test_a_job_dismissed_on_another_server_stops_where_it_runs(
     tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path, pg_url: str
 ) -> None:
     config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
-    first = create_app(config, runner=ticking_runner)
-    second = create_app(config, runner=ticking_runner)
-    try:
+    with _two_servers(config) as (first, second):
         one, two = first.test_client(), second.test_client()
         job_id = one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"]
         _wait_counting(two, job_id)
@@ -204,8 +215,6 @@ def test_a_job_dismissed_on_another_server_stops_where_it_runs(
         assert ticks.read_text() == stopped and int(stopped) < 40
         assert one.get(f"/jobs/{job_id}").get_json()["status"] == "dismissed"
         assert not (tmp_path / "jobs" / "jobs" / job_id).exists()
-    finally:
-        _stop(first, second)
 
 
 def test_the_jobs_of_a_server_that_stopped_beating_are_settled_once(
@@ -213,9 +222,7 @@ def test_the_jobs_of_a_server_that_stopped_beating_are_settled_once(
 ) -> None:
     """Its running job fails as interrupted and its queued job runs on the other server, once."""
     config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
-    first = create_app(config, runner=ticking_runner)
-    second = create_app(config, runner=ticking_runner)
-    try:
+    with _two_servers(config) as (first, second):
         one, two = first.test_client(), second.test_client()
         running, queued = (
             one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"] for _ in range(2)
@@ -231,8 +238,6 @@ def test_the_jobs_of_a_server_that_stopped_beating_are_settled_once(
         assert (folder / f"{running}.runs").read_text() == "run\n"
         assert (folder / f"{queued}.runs").read_text() == "run\n"
         assert two.get(f"/jobs/{queued}/results/roads").status_code == 200
-    finally:
-        _stop(first, second)
 
 
 def test_a_live_servers_jobs_are_never_taken_over(
@@ -240,9 +245,7 @@ def test_a_live_servers_jobs_are_never_taken_over(
 ) -> None:
     """Two 4 s jobs on one worker outlive the 3 s timeout: the beating server keeps both."""
     config = _coordinating(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, pg_url)
-    first = create_app(config, runner=ticking_runner)
-    second = create_app(config, runner=ticking_runner)
-    try:
+    with _two_servers(config) as (first, second):
         one, two = first.test_client(), second.test_client()
         ids = [one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"] for _ in range(2)]
         owner = _manager(first)._executor.owner
@@ -251,8 +254,6 @@ def test_a_live_servers_jobs_are_never_taken_over(
             assert _manager(second).store.get(job_id)["owner"] == owner
             runs = tmp_path / "jobs" / "jobs" / f"{job_id}.runs"
             assert runs.read_text() == "run\n"
-    finally:
-        _stop(first, second)
 
 
 def test_synchronous_execution_on_the_cluster(
@@ -282,9 +283,7 @@ def test_servers_sharing_postgres_and_a_cluster_dismiss_each_others_jobs(
         jobs_db=pg_url,
         dask_scheduler=dask_scheduler,
     )
-    first = create_app(config, runner=ticking_runner)
-    second = create_app(config, runner=ticking_runner)
-    try:
+    with _two_servers(config) as (first, second):
         one, two = first.test_client(), second.test_client()
         job_id = one.post(EXECUTE, json=BODY, headers=ASYNC).get_json()["jobID"]
         wait_for_job(two, job_id, until=("running",))
@@ -295,8 +294,6 @@ def test_servers_sharing_postgres_and_a_cluster_dismiss_each_others_jobs(
         time.sleep(1.0)
         assert ticks.read_text() == stopped and int(stopped) < 40
         assert one.get(f"/jobs/{job_id}").get_json()["status"] == "dismissed"
-    finally:
-        _stop(first, second)
 
 
 @pytest.mark.parametrize(
