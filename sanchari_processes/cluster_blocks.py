@@ -1,4 +1,5 @@
-"""``sanchari predict --dask``: the engine's streamed blocks, predicted on a Dask cluster.
+"""The engine's streamed blocks, predicted on a Dask cluster: ``sanchari predict --dask``, and
+a service job on a Dask worker whose window spans several blocks (:func:`worker_blocks`).
 
 Each task is a block's description (its window of the model grid and its patch origins) and
 the engine's reader of the raster; the worker opens the raster itself (local path on a shared
@@ -12,6 +13,7 @@ model once and keeps it (``build_predictor``'s runner cache).
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -76,3 +78,27 @@ def predict_block(
     from sanchari_processes.build import build_predictor
 
     return build_predictor(options).predict_block(read, shape, block)
+
+
+@contextlib.contextmanager
+def worker_blocks(options: EngineOptions, several: bool) -> Iterator[RemoteBlocks | None]:
+    """Inside a Dask worker (a service job on the cluster), for a raster of ``several``
+    blocks: its blocks spread over the whole cluster; anywhere else, or for one block, ``None``
+    (the blocks run here).
+
+    The job's task secedes from its worker's threads while it waits (``worker_client``), so
+    that worker runs blocks too; each block reads its window of the job's imagery, which
+    lies in the jobs folder every worker sees at the same path.
+    """
+    if not several:
+        yield None
+        return
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker
+        yield None
+        return
+    with worker_client() as client:
+        yield block_predictor(client, options)

@@ -70,6 +70,13 @@ def model_grid(
     return grid, (height / grid[0], width / grid[1])
 
 
+def several_blocks(source: RasterSource, predictor: Predictor) -> bool:
+    """Whether the model's grid over ``source`` is streamed in more than one block."""
+    scales = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
+    grid, _ = model_grid((source.height, source.width), scales)
+    return max(grid) > predictor.config.stream_window
+
+
 def predict_probability(
     source: RasterSource,
     predictor: Predictor,

@@ -135,3 +135,50 @@ def test_predict_with_dask_writes_the_same_roads(
 def test_unreachable_scheduler_is_one_clear_error() -> None:
     with pytest.raises(BackendUnavailableError, match="cannot reach the Dask scheduler"):
         connect("tcp://127.0.0.1:1", timeout_s=1)
+
+
+def _job_on_a_worker(path: Path, options: EngineOptions, workdir: Path) -> np.ndarray:
+    """What a service job on a Dask worker does with its imagery (``run_road_job``)."""
+    from sanchari_processes.cluster_blocks import worker_blocks
+    from sanchari_processes.engine import several_blocks
+
+    predictor = build_engine(options).predictor
+    with (
+        open_raster(path) as source,
+        worker_blocks(options, several_blocks(source, predictor)) as blocks,
+    ):
+        assert blocks is not None  # on a worker, several blocks: spread over the cluster
+        prob = predict_probability(source, predictor, workdir, None, blocks)
+        return np.array(prob[0 : source.height, 0 : source.width])
+
+
+def test_a_job_on_a_worker_spreads_its_blocks_over_the_cluster(
+    tmp_path: Path, tiny_checkpoint: Path, dask_scheduler: str
+) -> None:
+    from distributed import get_task_stream
+
+    path = write_geotiff(tmp_path / "scene.tif", road_image(300, 420))
+    inference = InferenceConfig(
+        patch_size=64, stride=32, tta="none", device="cpu", stream_window=64
+    )
+    options = EngineOptions(weights=tiny_checkpoint, inference=inference)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "job").mkdir()
+    with open_raster(path) as source:
+        predictor = build_engine(options).predictor
+        local = predict_probability(source, predictor, tmp_path / "local")[0:300, 0:420]
+    with connect(dask_scheduler) as client, get_task_stream(client) as stream:
+        remote = client.submit(_job_on_a_worker, path, options, tmp_path / "job").result(120)
+        cluster = set(client.nthreads())
+    np.testing.assert_array_equal(remote, local)
+    workers = {task["worker"] for task in stream.data if task["key"].startswith("predict_block")}
+    assert workers == cluster and len(cluster) == 2
+
+
+def test_blocks_stay_here_for_one_block_or_outside_a_worker(tiny_checkpoint: Path) -> None:
+    from sanchari_processes.cluster_blocks import worker_blocks
+
+    options = EngineOptions(weights=tiny_checkpoint)
+    for several in (False, True):
+        with worker_blocks(options, several) as blocks:
+            assert blocks is None

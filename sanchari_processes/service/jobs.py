@@ -61,7 +61,8 @@ class RoadJob:
 def run_road_job(job: RoadJob, progress: Progress) -> Path:
     """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
     from sanchari_processes.build import build_engine
-    from sanchari_processes.engine import run_source
+    from sanchari_processes.cluster_blocks import worker_blocks
+    from sanchari_processes.engine import run_source, several_blocks
     from sanchari_processes.output import write_json_atomic
     from sanchari_processes.sources import open_raster
 
@@ -70,7 +71,8 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
     try:
         imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f, READING))
         progress(_READ, MODEL)
-        engine = build_engine(job.engine.options(job.options))
+        options = job.engine.options(job.options)
+        engine = build_engine(options)
         threshold = engine.vectorize.threshold
         wanted = dict(job.outputs)
         files: dict[str, tuple[str, str]] = {}
@@ -78,7 +80,10 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
         def keep(prob: Any) -> None:
             files.update(_write_rasters(wanted, prob, threshold, job.job_dir, workdir))
 
-        with open_raster(imagery.path, len(engine.metadata.bands)) as source:
+        with (
+            open_raster(imagery.path, len(engine.metadata.bands)) as source,
+            worker_blocks(options, several_blocks(source, engine.predictor)) as blocks,
+        ):
             collection = run_source(
                 source,
                 engine.predictor,
@@ -87,6 +92,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
                 model_progress=lambda f: progress(_READ + _MODEL * f, MODEL),
                 vector_progress=lambda f: progress(_READ + _MODEL + _VECTOR * f, VECTORIZING),
                 keep=keep,
+                blocks=blocks,
             )
             if "preview" in wanted:
                 from sanchari_processes.preview import render_preview
