@@ -70,10 +70,17 @@ def model_grid(
     return grid, (height / grid[0], width / grid[1])
 
 
+def source_grid(
+    source: RasterSource, predictor: Predictor
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """:func:`model_grid` of ``source`` at ``predictor``'s resolution."""
+    scales = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
+    return model_grid((source.height, source.width), scales)
+
+
 def several_blocks(source: RasterSource, predictor: Predictor) -> bool:
     """Whether the model's grid over ``source`` is streamed in more than one block."""
-    scales = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
-    grid, _ = model_grid((source.height, source.width), scales)
+    grid, _ = source_grid(source, predictor)
     return max(grid) > predictor.config.stream_window
 
 
@@ -92,9 +99,8 @@ def predict_probability(
     resolution differs from the model's, the patches run on the model's grid (windows resampled
     as they are read) and the probabilities are resampled back to the raster's grid.
     """
-    scales = model_scales(source.pixel_sizes_m, predictor.metadata.gsd_m)
     shape = (source.height, source.width)
-    grid, step = model_grid(shape, scales)
+    grid, step = source_grid(source, predictor)
     prob = ProbabilityMap.scratch(
         shape, source.transform, source.crs, source.gsd_m or predictor.metadata.gsd_m, workdir
     )
