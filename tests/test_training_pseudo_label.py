@@ -26,11 +26,26 @@ def test_only_confident_pixels_are_labelled() -> None:
     assert valid[:10].all() and valid[20:26].all() and not valid[10:20].any()
 
 
+def test_grow_labels_a_faint_continuation_of_a_clear_road() -> None:
+    prob = np.full((40, 60), 0.02, np.float32)
+    prob[20:26, :40] = 0.9  # a clear road (240 px, above the speck size)...
+    prob[20:26, 40:] = 0.3  # ...fading into a faint track
+    prob[5:8, 10:50] = 0.3  # a faint line touching no clear road
+    config = PseudoConfig(road=0.7, background=0.05, grow=0.25)
+    road, valid = pseudo_label(prob, config, gsd_m=0.5)
+    assert road[20:26].all() and road.sum() == 6 * 60  # the whole road, faint end included
+    assert not road[5:8].any() and not valid[5:8, 10:50].any()  # a lone faint line: ignored
+    plain, _ = pseudo_label(prob, PseudoConfig(road=0.7, background=0.05), gsd_m=0.5)
+    assert plain.sum() == 6 * 40
+
+
 def test_config_is_checked() -> None:
     from sanchari_processes.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError):
         PseudoConfig(road=0.3, background=0.5)
+    with pytest.raises(InvalidInputError):
+        PseudoConfig(road=0.7, background=0.2, grow=0.1)
 
 
 def test_cli_writes_a_train_only_pairs_folder(

@@ -32,12 +32,17 @@ class PseudoConfig:
 
     road: float = 0.7
     background: float = 0.2
+    #: Pixels down to this probability that touch confident road are road too (hysteresis):
+    #: a faint track's continuation of a clear one is taught as road, not ignored. None: off.
+    grow: float | None = None
     #: Confident road blobs smaller than this (m²) are specks, not roads: ignored instead.
     min_road_m2: float = 50.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.background < self.road <= 1.0:
             raise InvalidInputError("need 0 <= --background < --road <= 1")
+        if self.grow is not None and not self.background < self.grow < self.road:
+            raise InvalidInputError("need --background < --grow < --road")
 
 
 def pseudo_label(
@@ -50,8 +55,19 @@ def pseudo_label(
     confident_road = prob >= config.road
     min_px = max(1, round(config.min_road_m2 / (gsd_m * gsd_m)))
     road = remove_small_objects(confident_road, max_size=min_px - 1)
+    if config.grow is not None:
+        road = grow_from(road, prob >= config.grow)
     valid = road | (prob <= config.background)
     return road, valid
+
+
+def grow_from(seeds: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The connected components of ``candidates`` (8-connected) that hold a seed pixel."""
+    from scipy import ndimage as ndi
+
+    labels, _ = ndi.label(candidates | seeds, structure=np.ones((3, 3), bool))
+    keep = np.unique(labels[seeds])
+    return np.isin(labels, keep[keep > 0])
 
 
 def _images(folder: Path) -> list[Path]:
@@ -117,6 +133,11 @@ def _parser() -> ArgumentParser:
         help="background where p <= this (default 0.2); pixels in between are ignored",
     )
     parser.add_argument(
+        "--grow",
+        type=fraction,
+        help="also road: pixels with p >= this connected to road (hysteresis; default off)",
+    )
+    parser.add_argument(
         "--min-road-m2", type=positive_float, default=50.0, help="smaller road specks ignored"
     )
     parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
@@ -127,7 +148,12 @@ def _parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    config = PseudoConfig(road=args.road, background=args.background, min_road_m2=args.min_road_m2)
+    config = PseudoConfig(
+        road=args.road,
+        background=args.background,
+        grow=args.grow,
+        min_road_m2=args.min_road_m2,
+    )
     images = _images(args.images)
     if args.out.exists() and any(args.out.iterdir()):
         raise InvalidInputError(f"{args.out}: not empty; choose a new output folder")
