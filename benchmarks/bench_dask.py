@@ -31,10 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import write_synthetic
 
-from sanchari_processes.build import EngineOptions, build_engine
-from sanchari_processes.cluster_blocks import block_predictor
 from sanchari_processes.config import InferenceConfig
-from sanchari_processes.engine import predict_probability
+from sanchari_processes.engine.build import EngineOptions, build_engine
+from sanchari_processes.engine.cluster import block_predictor
+from sanchari_processes.engine.run import predict_probability
 from sanchari_processes.inference.predictor import RawReader, RemoteBlocks
 from sanchari_processes.inference.sliding import Block
 from sanchari_processes.settings import SHIPPED_WEIGHTS

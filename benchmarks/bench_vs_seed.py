@@ -238,8 +238,8 @@ def backend_speeds(args: argparse.Namespace, work: Path, raster: Path, gsd_m: fl
 def per_patch(args: argparse.Namespace) -> None:
     """Seconds per 512² forward pass per backend: one patch at a time vs four in one call
     (four patches, or the four flip4 views of one: the same call)."""
-    from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
+    from sanchari_processes.engine.build import EngineOptions, build_predictor
 
     rng = np.random.default_rng(0)
     batch = rng.standard_normal((4, 3, 512, 512)).astype(np.float32)

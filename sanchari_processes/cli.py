@@ -21,9 +21,9 @@ import click
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from sanchari_processes.build import Engine, EngineOptions
+    from sanchari_processes.engine.build import Engine, EngineOptions
+    from sanchari_processes.engine.probability import ProbabilityMap
     from sanchari_processes.inference.predictor import RemoteBlocks
-    from sanchari_processes.probability import ProbabilityMap
 
 # Only light modules at the top: options and inputs are checked before torch, the runtimes or
 # the model load, so a mistake is answered in a fraction of a second.
@@ -240,7 +240,7 @@ def predict(
 
 def _cluster_blocks(stack: contextlib.ExitStack, address: str, args: _EngineArgs) -> RemoteBlocks:
     """``--dask``: the model's blocks on the cluster at ``address`` (closed with ``stack``)."""
-    from sanchari_processes.cluster_blocks import block_predictor, connect
+    from sanchari_processes.engine.cluster import block_predictor, connect
 
     client = stack.enter_context(connect(address))
     return block_predictor(client, _options(args))
@@ -277,8 +277,8 @@ def _predict_one(
     blocks: RemoteBlocks | None = None,
 ) -> int:
     """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
-    from sanchari_processes.engine import run_source
-    from sanchari_processes.output import write_json_atomic
+    from sanchari_processes.engine.run import run_source
+    from sanchari_processes.results.files import write_json_atomic
     from sanchari_processes.sources import open_raster
 
     def keep(prob: ProbabilityMap) -> None:
@@ -310,7 +310,7 @@ def _predict_one(
                 blocks=blocks,
             )
         if extras.preview:
-            from sanchari_processes.preview import render_preview
+            from sanchari_processes.results.preview import render_preview
 
             render_preview(source, collection, extras.preview)
     collection["sanchari"].update(extra or {})
@@ -526,8 +526,8 @@ def vectorize(
     from pyproj import CRS
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-    from sanchari_processes.output import write_json_atomic
-    from sanchari_processes.probability import RasterBandArray
+    from sanchari_processes.engine.probability import RasterBandArray
+    from sanchari_processes.results.files import write_json_atomic
     from sanchari_processes.vectorize import vectorize_probability
 
     if not raster.exists():
@@ -636,7 +636,7 @@ def model_export(
 
 def _options(args: _EngineArgs) -> EngineOptions:
     """The engine options the command line asked for."""
-    from sanchari_processes.build import EngineOptions
+    from sanchari_processes.engine.build import EngineOptions
 
     try:
         icfg = InferenceConfig(
@@ -660,7 +660,7 @@ def _options(args: _EngineArgs) -> EngineOptions:
 
 def _build_engine(args: _EngineArgs) -> Engine:
     """The configured engine, with a hint when the default checkpoint is missing."""
-    from sanchari_processes.build import build_engine
+    from sanchari_processes.engine.build import build_engine
 
     options = _options(args)
     try:

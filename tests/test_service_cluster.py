@@ -35,7 +35,7 @@ def _stop(*apps: Flask) -> None:
 
 def _model_cache_hits() -> int:
     """Jobs of this worker that found their model already loaded."""
-    from sanchari_processes.build import _runner_cached
+    from sanchari_processes.engine.build import _runner_cached
 
     return _runner_cached.cache_info().hits
 

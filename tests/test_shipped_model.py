@@ -13,7 +13,7 @@ from sanchari_processes.inference import read_metadata
 from sanchari_processes.inference.checkpoint import checkpoint_paths, file_sha256
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 from tests.synthetic import road_image, write_geotiff
-from tests.test_vectorize_paris import SHARED, check
+from tests.vectorize.test_paris import SHARED, check
 
 MODEL_ID = "sanchari-lite0-roads-v3"
 #: The demo scene shipped in the default catalogue (the same file as ../shared's).

@@ -211,8 +211,8 @@ def test_bad_input_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_images_are_scored_at_the_model_gsd(tmp_path: Path, make_tiny_checkpoint: Callable) -> None:
     """A 1 m image for a 0.5 m model is enlarged for the model and scored on its own grid."""
-    from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
+    from sanchari_processes.engine.build import EngineOptions, build_predictor
     from training.evaluate import predict_at_model_gsd
 
     ckpt = make_tiny_checkpoint(tmp_path / "m.safetensors", gsd_m=0.5)

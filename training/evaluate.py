@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write("note: APLS skipped: pass --gsd M (metres per pixel) to score it\n")
             args.no_apls = True
     elif args.weights is not None:
-        from sanchari_processes.build import EngineOptions, build_predictor
+        from sanchari_processes.engine.build import EngineOptions, build_predictor
 
         if args.manifest is not None:
             samples = manifest_samples(args.manifest, args.split)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sanchari_processes.build import torch_predictor
 from sanchari_processes.config import DEFAULT_TTA, TTA_MODES, InferenceConfig
+from sanchari_processes.engine.build import torch_predictor
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import load_checkpoint, save_checkpoint
 from training.cli import ArgumentParser, positive_int, run_main

@@ -157,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     images = _images(args.images)
     if args.out.exists() and any(args.out.iterdir()):
         raise InvalidInputError(f"{args.out}: not empty; choose a new output folder")
-    from sanchari_processes.build import EngineOptions, build_predictor
     from sanchari_processes.config import InferenceConfig
+    from sanchari_processes.engine.build import EngineOptions, build_predictor
 
     inference = InferenceConfig(
         tta=args.tta, batch_size=args.batch_size, device=args.device, backend=args.backend

@@ -12,7 +12,7 @@ from pathlib import Path
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
-from sanchari_processes.probability import ProbabilityMap
+from sanchari_processes.engine.probability import ProbabilityMap
 
 
 def write_mask_cog(prob: ProbabilityMap, path: Path, threshold: float, workdir: Path) -> Path:

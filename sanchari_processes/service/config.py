@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.build import EngineOptions
 from sanchari_processes.config import BACKENDS, InferenceConfig
+from sanchari_processes.engine.build import EngineOptions
 from sanchari_processes.errors import SettingsError
 from sanchari_processes.netguard import NetPolicy
 from sanchari_processes.settings import SHIPPED_WEIGHTS

@@ -60,10 +60,10 @@ class RoadJob:
 
 def run_road_job(job: RoadJob, progress: Progress) -> Path:
     """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
-    from sanchari_processes.build import build_engine
-    from sanchari_processes.cluster_blocks import worker_blocks
-    from sanchari_processes.engine import run_source, several_blocks
-    from sanchari_processes.output import write_json_atomic
+    from sanchari_processes.engine.build import build_engine
+    from sanchari_processes.engine.cluster import worker_blocks
+    from sanchari_processes.engine.run import run_source, several_blocks
+    from sanchari_processes.results.files import write_json_atomic
     from sanchari_processes.sources import open_raster
 
     workdir = job.job_dir / "work"
@@ -95,7 +95,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
                 blocks=blocks,
             )
             if "preview" in wanted:
-                from sanchari_processes.preview import render_preview
+                from sanchari_processes.results.preview import render_preview
 
                 render_preview(
                     source, collection, job.job_dir / OUTPUTS["preview"].default.file_name

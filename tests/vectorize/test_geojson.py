@@ -15,7 +15,7 @@ from rasterio.warp import transform_bounds
 from sanchari_processes.config import VectorizeConfig
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.vectorize import vectorize_probability
-from tests.test_vectorize_graph import CONFIG, GSD, draw_roads, vectorize_pixels
+from tests.vectorize.test_graph import CONFIG, GSD, draw_roads, vectorize_pixels
 
 SHAPE = (400, 500)
 UTM = CRS.from_epsg(32633)

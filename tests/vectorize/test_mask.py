@@ -88,7 +88,7 @@ def test_areas_wider_than_a_road_are_dropped_roads_into_them_kept() -> None:
 
 
 def test_wide_blob_leaves_only_the_road() -> None:
-    from tests.test_vectorize_graph import total_length_m, vectorize_pixels
+    from tests.vectorize.test_graph import total_length_m, vectorize_pixels
 
     mask = np.zeros((1200, 1200), dtype=np.float32)
     mask[100:1100, 300:1100] = 1.0  # 500 m x 400 m of "road": an untrained model's output

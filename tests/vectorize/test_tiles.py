@@ -12,7 +12,7 @@ from sanchari_processes.config import VectorizeConfig
 from sanchari_processes.vectorize import PixelParams, road_graph
 from sanchari_processes.vectorize.graph import add_edge
 from sanchari_processes.vectorize.tiles import stitch_leftovers, tile_grid
-from tests.test_vectorize_graph import (
+from tests.vectorize.test_graph import (
     GSD,
     draw_roads,
     feature_graph,

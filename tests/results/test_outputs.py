@@ -12,8 +12,8 @@ from affine import Affine
 from pyproj import CRS
 from rio_cogeo.cogeo import cog_validate
 
+from sanchari_processes.engine.probability import ProbabilityMap
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.probability import ProbabilityMap
 from sanchari_processes.results import COG, FGB, GEOJSON, GPKG, OUTPUTS
 from sanchari_processes.results.cog import write_mask_cog, write_probability_cog
 from sanchari_processes.results.vector import write_lines

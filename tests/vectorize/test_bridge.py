@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sanchari_processes.config import VectorizeConfig
-from tests.test_vectorize_graph import GSD, draw_roads, feature_graph, vectorize_pixels
+from tests.vectorize.test_graph import GSD, draw_roads, feature_graph, vectorize_pixels
 
 METRES = 1.0 / GSD  # pixels per metre
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sanchari_processes.build import EngineOptions
+from sanchari_processes.engine.build import EngineOptions
 from sanchari_processes.errors import BackendUnavailableError
 from sanchari_processes.inference.predictor import RawReader, RemoteBlocks
 from sanchari_processes.inference.sliding import Block, BlockPredictor
@@ -75,7 +75,7 @@ def predict_block(
     options: EngineOptions, read: RawReader, shape: tuple[int, int], block: Block
 ) -> np.ndarray:
     """On a worker: one block's weighted sum of patch predictions (``(h, w)`` float32)."""
-    from sanchari_processes.build import build_predictor
+    from sanchari_processes.engine.build import build_predictor
 
     return build_predictor(options).predict_block(read, shape, block)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sanchari_processes.build import EngineOptions, build_engine, clear_runner_cache
 from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, InferenceConfig
+from sanchari_processes.engine.build import EngineOptions, build_engine, clear_runner_cache
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inputs import RequestOptions
 from sanchari_processes.service.config import ProcessSettings

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sanchari_processes.build import EngineOptions, build_predictor, clear_runner_cache
 from sanchari_processes.config import BACKENDS, InferenceConfig
+from sanchari_processes.engine.build import EngineOptions, build_predictor, clear_runner_cache
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import backends
 from sanchari_processes.inference.backends import CPU_PREFERENCE, resolve_backend

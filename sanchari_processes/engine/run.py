@@ -23,11 +23,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from sanchari_processes.config import VectorizeConfig
+from sanchari_processes.engine.probability import ProbabilityMap
+from sanchari_processes.engine.provenance import provenance
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.nodata import shrink_valid
 from sanchari_processes.inference.predictor import Predictor, RemoteBlocks
-from sanchari_processes.probability import ProbabilityMap
-from sanchari_processes.provenance import provenance
 from sanchari_processes.sources.raster import RasterSource, SourceSpec
 from sanchari_processes.vectorize import vectorize_probability
 

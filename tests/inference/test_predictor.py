@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from sanchari_processes.build import (
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.engine.build import (
     EngineOptions,
     build_predictor,
     clear_runner_cache,
     torch_predictor,
 )
-from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.checkpoint import LoadedModel, load_checkpoint
 from sanchari_processes.inference.nodata import shrink_valid

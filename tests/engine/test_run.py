@@ -12,9 +12,9 @@ from affine import Affine
 from rasterio.enums import ColorInterp
 from shapely.geometry import box, shape
 
-from sanchari_processes.build import torch_predictor
 from sanchari_processes.config import InferenceConfig, VectorizeConfig
-from sanchari_processes.engine import (
+from sanchari_processes.engine.build import torch_predictor
+from sanchari_processes.engine.run import (
     GridReader,
     extract_roads,
     model_scale,
@@ -217,7 +217,7 @@ def test_same_scene_in_three_crss_gives_the_same_roads(tmp_path: Path) -> None:
 
     from sanchari_processes.cli import main
 
-    scene = Path(__file__).resolve().parents[1] / "geotiffs" / "paris_img1447.tif"  # shipped
+    scene = Path(__file__).resolve().parents[2] / "geotiffs" / "paris_img1447.tif"  # shipped
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32631", always_xy=True).transform
     with rasterio.open(scene) as src:
         footprint = box(*src.bounds).segmentize(1e-5)
@@ -311,7 +311,7 @@ def test_no_false_road_along_a_transparent_edge(tmp_path: Path) -> None:
     edge, and a smooth grey fill reads as asphalt to a model that never saw it)."""
     import cv2
 
-    from tests.test_vectorize_paris import SHARED
+    from tests.vectorize.test_paris import SHARED
 
     tile = SHARED / "data" / "roads" / "cil" / "images" / "satimage_2.jpg"
     if not tile.exists():

@@ -1,6 +1,6 @@
 """Road graph topology on synthetic masks with known answers, and the clean-up steps.
 
-The drawing and graph helpers here are shared by the other ``test_vectorize_*`` modules.
+The drawing and graph helpers here are shared by the other modules of ``tests/vectorize``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from PIL import Image
 from pyproj import Transformer
 
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.preview import ROAD_COLOUR, render_preview
+from sanchari_processes.results.preview import ROAD_COLOUR, render_preview
 from sanchari_processes.sources import open_raster
 from tests.synthetic import write_geotiff
 

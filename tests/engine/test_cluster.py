@@ -14,11 +14,11 @@ from affine import Affine
 
 pytest.importorskip("distributed")
 
-from sanchari_processes.build import EngineOptions, build_engine
 from sanchari_processes.cli import main
-from sanchari_processes.cluster_blocks import block_predictor, connect
 from sanchari_processes.config import InferenceConfig
-from sanchari_processes.engine import predict_probability
+from sanchari_processes.engine.build import EngineOptions, build_engine
+from sanchari_processes.engine.cluster import block_predictor, connect
+from sanchari_processes.engine.run import predict_probability
 from sanchari_processes.errors import BackendUnavailableError, InvalidInputError
 from sanchari_processes.sources import open_raster
 from tests.synthetic import road_image, write_geotiff
@@ -139,8 +139,8 @@ def test_unreachable_scheduler_is_one_clear_error() -> None:
 
 def _job_on_a_worker(path: Path, options: EngineOptions, workdir: Path) -> np.ndarray:
     """What a service job on a Dask worker does with its imagery (``run_road_job``)."""
-    from sanchari_processes.cluster_blocks import worker_blocks
-    from sanchari_processes.engine import several_blocks
+    from sanchari_processes.engine.cluster import worker_blocks
+    from sanchari_processes.engine.run import several_blocks
 
     predictor = build_engine(options).predictor
     with (
@@ -176,7 +176,7 @@ def test_a_job_on_a_worker_spreads_its_blocks_over_the_cluster(
 
 
 def test_blocks_stay_here_for_one_block_or_outside_a_worker(tiny_checkpoint: Path) -> None:
-    from sanchari_processes.cluster_blocks import worker_blocks
+    from sanchari_processes.engine.cluster import worker_blocks
 
     options = EngineOptions(weights=tiny_checkpoint)
     for several in (False, True):

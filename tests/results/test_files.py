@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from sanchari_processes.output import write_json_atomic
+from sanchari_processes.results.files import write_json_atomic
 
 
 def test_result_mode_follows_umask(tmp_path: Path) -> None:
