@@ -73,7 +73,6 @@ def build_predictor(options: EngineOptions) -> Predictor:
         weights=weights.resolve(),
         backend=backend,
         device=device,
-        tta=icfg.tta,
         patch_size=icfg.patch_size,
         batch_size=batch,
         int8=icfg.int8,
@@ -164,7 +163,6 @@ def torch_predictor(loaded: LoadedModel, config: InferenceConfig) -> Predictor:
         weights=loaded.path,
         backend="torch",
         device=device,
-        tta=config.tta,
         patch_size=config.patch_size,
         batch_size=batch,
     )

@@ -8,6 +8,7 @@ decides what runs the network.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -29,6 +30,7 @@ from sanchari_processes.inference.sliding import (
     reflect_reader,
     stream_predict,
 )
+from sanchari_processes.inference.tta import average_views
 
 ProgressFn = Callable[[int, int], None]
 #: ``read(rows, cols)`` -> ``(raw pixels (C, h, w), valid (h, w))`` of a window inside the grid.
@@ -75,6 +77,10 @@ class Predictor:
         self._runner = runner
         self._metadata = metadata
         self._config = config
+        #: The runner wrapped in the configured test-time augmentation: what the patches meet.
+        self._model = functools.partial(
+            average_views, runner, mode=config.tta, batch_views=runner.batch_views
+        )
 
     @property
     def metadata(self) -> ModelMetadata:
@@ -150,7 +156,7 @@ class Predictor:
         """One block's :func:`block_numerator`, reading its own window (a cluster worker's task)."""
         region = self.region_reader(read, shape)(block.rows, block.cols)
         weight = blend_window(self._config.patch_size, BLEND)
-        return block_numerator(region, block.origins, self._runner, self.batch_size, weight)
+        return block_numerator(region, block.origins, self._model, self.batch_size, weight)
 
     def _stream(
         self,
@@ -169,7 +175,7 @@ class Predictor:
                 shape,
                 region,
                 clipped,
-                self._runner,
+                self._model,
                 patch_size=cfg.patch_size,
                 stride=cfg.stride,
                 batch_size=self.batch_size,

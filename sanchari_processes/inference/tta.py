@@ -30,7 +30,8 @@ def _rot90(x: Array, k: int) -> Array:
     return np.rot90(x, k, axes=_HW) if isinstance(x, np.ndarray) else x.rot90(k, _HW)
 
 
-def _sigmoid(x: Array) -> Array:
+def sigmoid(x: Array) -> Array:
+    """float32 probabilities of logits (NumPy without overflow warnings, or torch)."""
     if isinstance(x, np.ndarray):
         return (0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float32)))).astype(np.float32)
     return x.float().sigmoid()
@@ -88,28 +89,40 @@ def tta_transforms(mode: TTAMode) -> tuple[Transform, ...]:
         raise ValueError(f"unknown TTA mode {mode!r}; use one of {', '.join(_MODES)}") from None
 
 
-def predict_with_tta(
+def average_views(
     fn: Callable[[Array], Array], batch: Array, mode: TTAMode, *, batch_views: bool = False
 ) -> Array:
-    """Mean sigmoid probability of ``fn`` (logits) over the TTA views, mapped back to ``batch``.
+    """Mean of ``fn`` (probabilities) over the TTA views, each mapped back onto ``batch``.
 
-    ``batch_views`` runs all views of a square batch as one call (faster on a GPU; on a CPU one
-    view at a time measures faster). Accumulates in float32 so float16 autocast logits do not
-    lose precision when averaged.
+    ``fn`` knows nothing of the views: the predictor wraps its runner in this. ``batch_views``
+    runs all views of a square batch as one call (faster on a GPU; on a CPU one view at a time
+    measures faster). Accumulates in float32 so float16 probabilities do not lose precision.
     """
     transforms = tta_transforms(mode)
-    if batch_views and len(transforms) > 1 and batch.shape[-1] == batch.shape[-2]:
+    if len(transforms) == 1:
+        return fn(batch)
+    if batch_views and batch.shape[-1] == batch.shape[-2]:
         n = batch.shape[0]
         views = [t.forward(batch) for t in transforms]
-        joined = np.concatenate(views) if isinstance(batch, np.ndarray) else _cat(views)
-        probs = _sigmoid(fn(joined))
+        probs = fn(np.concatenate(views) if isinstance(batch, np.ndarray) else _cat(views))
         parts = [t.inverse(probs[i * n : (i + 1) * n]) for i, t in enumerate(transforms)]
     else:
-        parts = [t.inverse(_sigmoid(fn(t.forward(batch)))) for t in transforms]
-    total = parts[0]
+        parts = [t.inverse(fn(t.forward(batch))) for t in transforms]
+    total = _float32(parts[0])
     for part in parts[1:]:
         total = total + part
     return total / len(transforms)
+
+
+def predict_with_tta(
+    fn: Callable[[Array], Array], batch: Array, mode: TTAMode, *, batch_views: bool = False
+) -> Array:
+    """Mean sigmoid probability of ``fn`` (logits) over the TTA views, mapped back to ``batch``."""
+    return average_views(lambda x: sigmoid(fn(x)), batch, mode, batch_views=batch_views)
+
+
+def _float32(x: Array) -> Array:
+    return x.astype(np.float32) if isinstance(x, np.ndarray) else x.float()
 
 
 def _cat(views: list[Any]) -> Any:

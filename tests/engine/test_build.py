@@ -36,6 +36,17 @@ def test_resolved_settings_are_what_runs(options: EngineOptions) -> None:
     clear_runner_cache()
 
 
+def test_one_runner_serves_every_tta_mode(options: EngineOptions) -> None:
+    """TTA is applied by the predictor around the runner: no mode loads (or compiles) another."""
+    engines = [
+        build_engine(replace(options, inference=replace(options.inference, tta=mode)))
+        for mode in ("none", "flip4", "d4")
+    ]
+    assert len({id(engine.predictor.runner) for engine in engines}) == 1
+    assert [engine.predictor.config.tta for engine in engines] == ["none", "flip4", "d4"]
+    clear_runner_cache()
+
+
 def test_bad_options_are_input_errors(options: EngineOptions) -> None:
     with pytest.raises(InvalidInputError, match="threshold"):
         replace(options, threshold=1.5)

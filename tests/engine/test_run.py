@@ -36,6 +36,7 @@ class PixelRunner:
 
     name = "pixel"
     device = "cpu"
+    batch_views = False
 
     def __init__(self) -> None:
         self.patches = 0
@@ -66,7 +67,7 @@ class PixelPredictor(Predictor):
         return super().predict_stream(shape, read, write, progress)
 
 
-_SMALL = {"patch_size": 64, "stride": 48}
+_SMALL = {"patch_size": 64, "stride": 48, "tta": "none"}  # a per-pixel runner: views change nothing
 
 
 def test_model_scale():

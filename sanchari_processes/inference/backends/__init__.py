@@ -1,6 +1,8 @@
 """Inference backends: one runtime per module behind :class:`Runner`, chosen by name.
 
-A runner maps a batch of normalised patches to TTA-averaged road probabilities. ``torch`` runs
+A runner maps a batch of normalised patches to road probabilities; it knows nothing of
+test-time augmentation, which the predictor applies around it, so one loaded runner serves
+every TTA mode. ``torch`` runs
 the checkpoint's network itself (CUDA with float16 autocast, or the CPU in channels-last);
 ``onnxruntime`` and ``openvino`` run the network exported to ONNX once per checkpoint and
 cached (:mod:`sanchari_processes.inference.export`). The exported runtimes do not import torch
@@ -16,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sanchari_processes.config import BACKENDS, CPU_BATCH_SIZE, CUDA_BATCH_SIZE, TTAMode
+from sanchari_processes.config import BACKENDS, CPU_BATCH_SIZE, CUDA_BATCH_SIZE
 from sanchari_processes.errors import InvalidInputError
 
 #: CPU backends in the order ``auto`` tries them: fastest first, as measured per 512² patch by
@@ -33,6 +35,8 @@ class Runner(Protocol):
 
     name: str
     device: str
+    #: Whether the TTA views of a batch should go through as one call (a GPU).
+    batch_views: bool
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -44,7 +48,6 @@ class RunnerSpec:
     weights: Path
     backend: str
     device: str
-    tta: TTAMode
     patch_size: int
     batch_size: int
     int8: bool = False

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sanchari_processes.inference.backends import RunnerSpec
-from sanchari_processes.inference.tta import predict_with_tta
+from sanchari_processes.inference.tta import sigmoid
 
 
 class OnnxRuntimeRunner:
@@ -16,6 +16,7 @@ class OnnxRuntimeRunner:
 
     name = "onnxruntime"
     device = "cpu"
+    batch_views = False
 
     def __init__(self, path: Path, spec: RunnerSpec) -> None:
         options = ort.SessionOptions()
@@ -24,10 +25,7 @@ class OnnxRuntimeRunner:
             options.intra_op_num_threads = spec.threads
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
-        self._tta = spec.tta
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.ascontiguousarray(x, np.float32)})[0]
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(predict_with_tta(self._forward, batch, self._tta)[:, 0], np.float32)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        logits = self._session.run(None, {self._input: np.ascontiguousarray(x, np.float32)})[0]
+        return sigmoid(logits[:, 0])

@@ -14,7 +14,7 @@ import numpy as np
 import openvino as ov
 
 from sanchari_processes.inference.backends import RunnerSpec
-from sanchari_processes.inference.tta import predict_with_tta
+from sanchari_processes.inference.tta import sigmoid
 
 
 class OpenVinoRunner:
@@ -22,6 +22,7 @@ class OpenVinoRunner:
 
     name = "openvino"
     device = "cpu"
+    batch_views = False
 
     def __init__(self, path: Path, spec: RunnerSpec) -> None:
         core = ov.Core()
@@ -38,15 +39,11 @@ class OpenVinoRunner:
             config["ENABLE_CPU_PINNING"] = False
         self._request = core.compile_model(model, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
-        self._tta = spec.tta
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if n < self._batch:  # the compiled shape is fixed: pad the last, short batch
             x = np.concatenate([x, np.zeros((self._batch - n, *x.shape[1:]), x.dtype)])
         with self._lock:
             out = self._request.infer({0: np.ascontiguousarray(x, np.float32)})[0]
-            return np.array(out[:n])  # a copy: the request reuses its output buffer
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(predict_with_tta(self._forward, batch, self._tta)[:, 0], np.float32)
+            return sigmoid(out[:n, 0])  # a new array: the request reuses its output buffer
