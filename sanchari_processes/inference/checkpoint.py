@@ -10,170 +10,51 @@ Every loading problem becomes one :class:`ModelMissingError` line naming the fil
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sanchari_processes import __version__
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
+from sanchari_processes.inference.metadata import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    METADATA_SUFFIX,
+    WEIGHTS_SUFFIX,
+    ModelMetadata,
+    checkpoint_paths,
+    file_sha256,
+    one_line,
+    read_metadata,
+    verified_weights,
+)
 from sanchari_processes.inference.model import Architecture, build_model, get_preset
+
+#: The metadata names stay importable from here, the checkpoint format's one front door.
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LoadedModel",
+    "ModelMetadata",
+    "checkpoint_paths",
+    "clear_model_cache",
+    "file_sha256",
+    "load_checkpoint",
+    "load_float_weights",
+    "load_model_cached",
+    "make_untrained_checkpoint",
+    "read_metadata",
+    "resolve_device",
+    "save_checkpoint",
+    "state_dict_mismatch",
+    "verified_weights",
+]
 
 if TYPE_CHECKING:  # torch takes seconds to import: metadata and hashes do without it
     import torch
-
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
-WEIGHTS_SUFFIX = ".safetensors"
-METADATA_SUFFIX = ".json"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """What inference must know about a set of weights, stored as the checkpoint's JSON."""
-
-    model_id: str
-    architecture: Architecture
-    preset: str | None = None
-    bands: tuple[str, ...] = ("red", "green", "blue")
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    #: Pixels are divided by this before ``(x - mean) / std``.
-    input_scale: float = 255.0
-    #: Ground sample distance (metres per pixel) the model was trained at.
-    gsd_m: float = 0.5
-    #: Recommended probability threshold for the road mask.
-    threshold: float = 0.45
-    data: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    sanchari_version: str = __version__
-    created: str = field(default_factory=_utc_now)
-    #: Hex SHA-256 of the ``.safetensors`` file; filled by :func:`save_checkpoint`.
-    weights_sha256: str = ""
-    format_version: int = FORMAT_VERSION
-
-    def __post_init__(self) -> None:
-        problem = self._problem()
-        if problem:
-            raise InvalidInputError(problem)
-
-    def _problem(self) -> str | None:
-        """First inconsistency in the values, or ``None``; types are checked by from_dict."""
-        n_in = self.architecture.in_channels
-        if self.format_version not in SUPPORTED_FORMAT_VERSIONS:
-            return f"format_version {self.format_version!r} is not supported (expected 1)"
-        if not isinstance(self.model_id, str) or not self.model_id:
-            return "model_id must be a non-empty string"
-        if not self.bands or not all(isinstance(b, str) and b for b in self.bands):
-            return "bands must be a non-empty list of band names"
-        if not len(self.bands) == len(self.mean) == len(self.std) == n_in:
-            return (
-                f"bands, mean and std must each have in_channels={n_in} entries, got "
-                f"{len(self.bands)}, {len(self.mean)}, {len(self.std)}"
-            )
-        if not all(_is_number(m) and math.isfinite(m) for m in self.mean):
-            return "mean must be finite numbers"
-        if not all(_is_number(s) and math.isfinite(s) and s > 0 for s in self.std):
-            return "std must be positive numbers"
-        if not (_is_number(self.input_scale) and math.isfinite(self.input_scale)) or (
-            self.input_scale <= 0
-        ):
-            return f"input_scale must be positive, got {self.input_scale!r}"
-        if not (_is_number(self.gsd_m) and math.isfinite(self.gsd_m)) or self.gsd_m <= 0:
-            return f"gsd_m must be positive, got {self.gsd_m!r}"
-        if not _is_number(self.threshold) or not 0.0 <= self.threshold <= 1.0:
-            return f"threshold must be within 0..1, got {self.threshold!r}"
-        if self.weights_sha256 and not _SHA256_RE.fullmatch(self.weights_sha256):
-            return "weights_sha256 must be 64 lowercase hex digits"
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        data = asdict(self)
-        data["architecture"] = self.architecture.to_dict()
-        for key in ("bands", "mean", "std"):
-            data[key] = list(data[key])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelMetadata:
-        """Parse and type-check the JSON form; raises InvalidInputError naming the field."""
-        if not isinstance(data, Mapping):
-            raise InvalidInputError("metadata must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidInputError(f"unknown field(s): {', '.join(unknown)}")
-        missing = [name for name in _REQUIRED_FIELDS if name not in data]
-        if missing:
-            raise InvalidInputError(f"missing required field(s): {', '.join(missing)}")
-        for name, (check, expected) in _FIELD_TYPES.items():
-            if name in data and not check(data[name]):
-                raise InvalidInputError(
-                    f"field {name!r} must be {expected}, got {type(data[name]).__name__}"
-                )
-        kwargs = dict(data)
-        kwargs["architecture"] = Architecture.from_dict(data["architecture"])
-        for key in ("bands", "mean", "std"):
-            kwargs[key] = tuple(data[key])
-        return cls(**kwargs)
-
-
-def _list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda v: isinstance(v, list) and all(check(x) for x in v)
-
-
-_REQUIRED_FIELDS = (
-    "format_version",
-    "model_id",
-    "architecture",
-    "bands",
-    "mean",
-    "std",
-    "input_scale",
-    "gsd_m",
-    "threshold",
-    "weights_sha256",
-)
-_FIELD_TYPES: Mapping[str, tuple[Callable[[object], bool], str]] = MappingProxyType(
-    {
-        "format_version": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        "model_id": (lambda v: isinstance(v, str), "a string"),
-        "architecture": (lambda v: isinstance(v, dict), "an object"),
-        "preset": (lambda v: v is None or isinstance(v, str), "a string or null"),
-        "bands": (_list_of(lambda x: isinstance(x, str)), "a list of strings"),
-        "mean": (_list_of(_is_number), "a list of numbers"),
-        "std": (_list_of(_is_number), "a list of numbers"),
-        "input_scale": (_is_number, "a number"),
-        "gsd_m": (_is_number, "a number"),
-        "threshold": (_is_number, "a number"),
-        "data": (lambda v: isinstance(v, str), "a string"),
-        "metrics": (lambda v: isinstance(v, dict), "an object"),
-        "sanchari_version": (lambda v: isinstance(v, str), "a string"),
-        "created": (lambda v: isinstance(v, str), "a string"),
-        "weights_sha256": (lambda v: isinstance(v, str), "a string"),
-    }
-)
 
 
 class LoadedModel:
@@ -209,44 +90,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise InvalidInputError("CUDA requested but no CUDA device is available")
         return torch.device(name)
     raise InvalidInputError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
-
-
-def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """``(weights, metadata)`` paths for a ``.safetensors``/``.json`` file or a directory.
-
-    A directory must hold exactly one ``*.safetensors`` file, so a deployment can point at a
-    folder without naming the weights.
-    """
-    p = Path(path)
-    if p.is_dir():
-        found = sorted(p.glob(f"*{WEIGHTS_SUFFIX}"))
-        if len(found) != 1:
-            what = "no" if not found else f"{len(found)}"
-            raise ModelMissingError(
-                f"{p}: directory holds {what} *{WEIGHTS_SUFFIX} checkpoints, expected exactly one"
-            )
-        p = found[0]
-    if p.suffix == WEIGHTS_SUFFIX:
-        weights, meta = p, p.with_suffix(METADATA_SUFFIX)
-    elif p.suffix == METADATA_SUFFIX:
-        weights, meta = p.with_suffix(WEIGHTS_SUFFIX), p
-    else:
-        raise ModelMissingError(f"{p}: not a checkpoint (expected a {WEIGHTS_SUFFIX} file)")
-    for f in (weights, meta):
-        if not f.is_file():
-            raise ModelMissingError(f"{f}: file not found")
-    return weights, meta
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, streamed so large weights need no extra memory."""
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def state_dict_mismatch(
@@ -366,42 +209,17 @@ def make_untrained_checkpoint(
     return save_checkpoint(model, metadata, path, half=half)
 
 
-def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
-    """Read and validate a checkpoint's JSON without touching the weights."""
-    _, meta_path = checkpoint_paths(path)
-    try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelMissingError(
-            f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelMissingError(f"{meta_path}: cannot read ({_one_line(exc)})") from None
-    try:
-        return ModelMetadata.from_dict(raw)
-    except InvalidInputError as exc:
-        raise ModelMissingError(f"{meta_path}: invalid metadata: {exc.message}") from None
-
-
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device) -> LoadedModel:
     """Load and fully validate a checkpoint; any problem is one ModelMissingError line."""
     from safetensors.torch import load_file
 
-    weights, _ = checkpoint_paths(path)
-    metadata = read_metadata(weights)
+    weights, metadata, _ = verified_weights(path)
     dev = resolve_device(device)
-
-    actual = file_sha256(weights)
-    if actual != metadata.weights_sha256:
-        raise ModelMissingError(
-            f"{weights}: SHA-256 {actual[:12]}... does not match metadata "
-            f"{metadata.weights_sha256[:12] or '(empty)'}... (corrupted or replaced weights)"
-        )
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types; report, don't dump
         raise ModelMissingError(
-            f"{weights}: not a readable safetensors file ({_one_line(exc)})"
+            f"{weights}: not a readable safetensors file ({one_line(exc)})"
         ) from None
     try:
         module = build_model(metadata.architecture)
@@ -416,7 +234,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device) ->
     try:
         module.load_state_dict(_as_float(state), strict=True)
     except RuntimeError as exc:
-        raise ModelMissingError(f"{weights}: cannot load weights ({_one_line(exc)})") from None
+        raise ModelMissingError(f"{weights}: cannot load weights ({one_line(exc)})") from None
     module.requires_grad_(False)
     module.to(dev).eval()
     return LoadedModel(module, metadata, dev, weights)

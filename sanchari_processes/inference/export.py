@@ -26,9 +26,8 @@ from sanchari_processes import __version__
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
 from sanchari_processes.inference.checkpoint import (
     ModelMetadata,
-    checkpoint_paths,
     file_sha256,
-    read_metadata,
+    verified_weights,
 )
 
 #: Bump when the export itself changes, so caches of older exports are rebuilt.
@@ -57,19 +56,6 @@ class ExportRecord:
 def model_dir(cache_dir: Path, weights_sha256: str) -> Path:
     """Where the exports of one set of weights live."""
     return cache_dir / "models" / weights_sha256
-
-
-def verified_weights(weights: str | os.PathLike[str]) -> tuple[Path, ModelMetadata, str]:
-    """``(weights path, metadata, sha256)`` after checking the file matches its metadata."""
-    path, _ = checkpoint_paths(weights)
-    metadata = read_metadata(path)
-    actual = file_sha256(path)
-    if actual != metadata.weights_sha256:
-        raise ModelMissingError(
-            f"{path}: SHA-256 {actual[:12]}... does not match metadata "
-            f"{metadata.weights_sha256[:12] or '(empty)'}... (corrupted or replaced weights)"
-        )
-    return path, metadata, actual
 
 
 def read_record(folder: Path, weights_sha256: str) -> ExportRecord | None:
