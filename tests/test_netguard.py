@@ -21,12 +21,12 @@ from sanchari_processes.netguard import (
     AllowList,
     BlockedURLError,
     NetPolicy,
-    RemoteBytes,
     check_url,
     is_public,
     request,
     resolve,
 )
+from sanchari_processes.sources.ranges import RemoteBytes
 
 DEFAULT = NetPolicy()
 

@@ -37,8 +37,9 @@ from sanchari_processes.errors import (
     SettingsError,
     SourceUnavailableError,
 )
-from sanchari_processes.netguard import AllowList, NetPolicy, RangeReader, RemoteBytes, check_url
+from sanchari_processes.netguard import AllowList, NetPolicy, check_url
 from sanchari_processes.sources.base import Progress
+from sanchari_processes.sources.ranges import RangeReader, RemoteBytes
 
 LOGGER = logging.getLogger(__name__)
 
