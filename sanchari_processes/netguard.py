@@ -10,9 +10,9 @@ way. URLs with credentials (``user@host``) and odd spellings of IP addresses (``
 ``0x7f.1``, ``127.1``) are refused outright. Connect and read timeouts and an overall deadline
 bound every request.
 
-:class:`RangeReader` turns this into a seekable file of HTTP range requests, which rasterio
-opens through a Python opener; the same :class:`NetPolicy` and :func:`request` serve any other
-outbound call (callbacks) later.
+Every outbound call goes through :func:`request` with a :class:`NetPolicy`: remote imagery
+(:mod:`sanchari_processes.sources.ranges` reads a COG by range requests through it), STAC and
+callbacks.
 """
 
 from __future__ import annotations
