@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
-#: The repository's ``weights/`` folder, where the shipped model lives.
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+def package_data(name: str) -> Path:
+    """A file the package ships (``sanchari_processes/data``), wherever it is installed.
+
+    In a clone, ``data/weights`` and ``data/pygeoapi-config.yml`` link to the top-level
+    ``weights/`` and ``pygeoapi-config.yml``; a built wheel carries copies.
+    """
+    return Path(str(files("sanchari_processes") / "data" / name)).resolve()
+
+
+#: The shipped model's folder (the repository's ``weights/``).
+SHIPPED_WEIGHTS = package_data("weights")
+#: The service's default configuration (the repository's ``pygeoapi-config.yml``).
+DEFAULT_CONFIG = package_data("pygeoapi-config.yml")
 
 
 def default_weights() -> Path:

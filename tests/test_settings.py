@@ -25,6 +25,6 @@ def test_gdal_cache_capped_unless_user_chose(monkeypatch):
 def test_default_weights(monkeypatch, tmp_path):
     monkeypatch.delenv("SANCHARI_WEIGHTS", raising=False)
     assert default_weights() == SHIPPED_WEIGHTS
-    assert Path(__file__).resolve().parents[1] / "weights" == SHIPPED_WEIGHTS
+    assert (Path(__file__).resolve().parents[1] / "weights").resolve() == SHIPPED_WEIGHTS
     monkeypatch.setenv("SANCHARI_WEIGHTS", str(tmp_path))
     assert default_weights() == tmp_path
