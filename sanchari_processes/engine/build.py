@@ -13,9 +13,15 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sanchari_processes.config import DEFAULT_SIMPLIFY_M, InferenceConfig, VectorizeConfig
+from sanchari_processes.config import (
+    DEFAULT_SIMPLIFY_M,
+    BackendName,
+    DeviceName,
+    InferenceConfig,
+    VectorizeConfig,
+)
 from sanchari_processes.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -82,8 +88,8 @@ def build_predictor(options: EngineOptions) -> Predictor:
     runner = _open_runner(spec, fallback=icfg.backend == "auto")
     resolved = replace(
         icfg,
-        device=device,
-        backend=runner.name,
+        device=cast(DeviceName, device),
+        backend=cast(BackendName, runner.name),
         batch_size=batch,  # type: ignore[arg-type]
     )
     return Predictor(runner, metadata, resolved)

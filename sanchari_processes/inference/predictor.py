@@ -177,7 +177,7 @@ class Predictor:
                 clipped,
                 self._model,
                 patch_size=cfg.patch_size,
-                stride=cfg.stride,
+                stride=cfg.stride or cfg.patch_size,  # set in InferenceConfig
                 batch_size=self.batch_size,
                 margin=cfg.edge_margin,
                 block=cfg.stream_window,

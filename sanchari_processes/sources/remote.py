@@ -242,7 +242,9 @@ def probe_remote(
             f"input 'image': {what} has {pixels} pixels, over the limit of {max_pixels}"
         )
     to_wgs84 = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True)
-    wgs84 = tuple(float(v) for v in to_wgs84.transform_bounds(*bounds, densify_pts=21))
+    left, bottom, right, top = bounds
+    corners = to_wgs84.transform_bounds(left, bottom, right, top, densify_pts=21)
+    wgs84 = tuple(float(v) for v in corners)
     return RemoteRaster(href, width, height, crs.to_wkt(), wgs84, window, count)  # type: ignore[arg-type]
 
 

@@ -10,6 +10,8 @@ coordinates stay in the affine's (pixel) space and the collection says so.
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import numpy as np
 import shapely
@@ -75,7 +77,7 @@ def graph_to_geojson(
     decimals = DEGREE_DECIMALS if crs is not None else PIXEL_DECIMALS
     out = np.round(np.column_stack([x, y]), decimals)
     geod = Geod(ellps="WGS84")
-    features = []
+    features: list[dict[str, Any]] = []
     splits = np.searchsorted(index, np.arange(1, len(edges)))
     for (u, v, _, _, data), line, pixel_length in zip(
         edges, np.split(out, splits), pixel_lengths, strict=True

@@ -40,7 +40,7 @@ def enable_jit_cache(folder: Path) -> None:
     from sknw import sknw as sknw_module
 
     if not os.environ.get("NUMBA_CACHE_DIR"):
-        numba.config.CACHE_DIR = str(folder)
+        numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
     for name in _SKNW_JIT:
         dispatcher = getattr(sknw_module, name, None)
         if dispatcher is not None and hasattr(dispatcher, "enable_caching"):

@@ -88,8 +88,11 @@ def skeleton_with_context(mask: np.ndarray, pads: tuple[int, int, int, int]) -> 
     """
     top, bottom, left, right = pads
     if any(pads):
-        mode = "reflect" if min(mask.shape) > 1 else "symmetric"
-        mask = np.pad(mask, ((top, bottom), (left, right)), mode=mode)
+        widths = ((top, bottom), (left, right))
+        if min(mask.shape) > 1:
+            mask = np.pad(mask, widths, mode="reflect")
+        else:
+            mask = np.pad(mask, widths, mode="symmetric")
     if not mask.any():
         return np.zeros(mask.shape, dtype=bool)
     return skeletonize(mask)

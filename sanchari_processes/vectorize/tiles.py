@@ -97,7 +97,7 @@ def tile_grid(shape: tuple[int, int], tile_size: int, overlap: int) -> list[Tile
         return [round(i * n / count) for i in range(count + 1)]
 
     rows, cols = cuts(shape[0]), cuts(shape[1])
-    tiles = []
+    tiles: list[Tile] = []
     for r0, r1 in itertools.pairwise(rows):
         for c0, c1 in itertools.pairwise(cols):
             tiles.append(Tile(len(tiles), r0, r1, c0, c1, overlap))
@@ -233,7 +233,7 @@ def tile_pieces(
             # a piece snapped onto a single point still needs two vertices
             line = line[keep] if keep.sum() >= 2 else line[[0, -1]]
             values = prob[owner[s:e, 0] - pr0, owner[s:e, 1] - pc0]
-            yield Piece(start, end, line, float(np.nan_to_num(values).sum()), e - s)
+            yield Piece(start, end, line, float(np.nan_to_num(values).sum()), int(e - s))
 
 
 def stitch_leftovers(g: nx.MultiGraph) -> None:

@@ -26,6 +26,7 @@ class OnnxRuntimeRunner:
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        logits = self._session.run(None, {self._input: np.ascontiguousarray(x, np.float32)})[0]
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, np.float32)
+        logits = self._session.run(None, {self._input: x})[0]
         return sigmoid(logits[:, 0])

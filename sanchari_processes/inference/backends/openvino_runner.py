@@ -40,8 +40,8 @@ class OpenVinoRunner:
         self._request = core.compile_model(model, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        n, x = batch.shape[0], batch
         if n < self._batch:  # the compiled shape is fixed: pad the last, short batch
             x = np.concatenate([x, np.zeros((self._batch - n, *x.shape[1:]), x.dtype)])
         with self._lock:
