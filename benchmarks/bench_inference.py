@@ -20,40 +20,29 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
-from rasterio.windows import Window
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.synthetic import TILED, write_geotiff_blocks  # noqa: E402
 
 
 def write_synthetic(path: Path, size: int, gsd: float = 0.5, block: int = 1024) -> Path:
     """A ``size²`` RGB GeoTIFF (UTM 33N) with a road grid, written block by block."""
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": "EPSG:32633",
-        "transform": Affine(gsd, 0, 500000.0, 0, -gsd, 4650000.0),
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "deflate",
-        "BIGTIFF": "YES",
-    }
-    rng = np.random.default_rng(0)
-    texture = rng.integers(60, 120, (3, block, block), dtype=np.uint8)
-    with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, size, block):
-            for col in range(0, size, block):
-                h, w = min(block, size - row), min(block, size - col)
-                tile = texture[:, :h, :w].copy()
-                rr = (np.arange(h) + row) % 200 < 12
-                cc = (np.arange(w) + col) % 260 < 12
-                tile[:, rr, :] = 190
-                tile[:, :, cc] = 190
-                dst.write(tile, window=Window(col, row, w, h))
-    return path
+    texture = np.random.default_rng(0).integers(60, 120, (3, block, block), dtype=np.uint8)
+
+    def block_at(row: int, col: int, h: int, w: int) -> np.ndarray:
+        tile = texture[:, :h, :w].copy()
+        tile[:, (np.arange(h) + row) % 200 < 12, :] = 190
+        tile[:, :, (np.arange(w) + col) % 260 < 12] = 190
+        return tile
+
+    transform = Affine(gsd, 0, 500000.0, 0, -gsd, 4650000.0)
+    return write_geotiff_blocks(
+        path, size, block_at, block=block, transform=transform, BIGTIFF="YES", **TILED
+    )
 
 
 def run_predict(raster: Path, weights: Path, out: Path, tta: str) -> tuple[float, float]:

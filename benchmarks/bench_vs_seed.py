@@ -49,6 +49,7 @@ from sanchari_processes.config import TTA_MODES  # noqa: E402
 from sanchari_processes.inference.backends import CPU_PREFERENCE, installed  # noqa: E402
 from sanchari_processes.inference.checkpoint import read_metadata  # noqa: E402
 from sanchari_processes.inference.sliding import count_patches  # noqa: E402
+from tests.synthetic import TILED, write_geotiff  # noqa: E402
 
 VIEWS = {"none": 1, "flip4": 4, "d4": 8}
 SEED_PATCH, SEED_STRIDE = 512, 256
@@ -73,23 +74,10 @@ def mosaic(data: Path, size: int, gsd_m: float, path: Path, seed: int = 0) -> Pa
             h, w = min(tile, size - row), min(tile, size - col)
             canvas[row : row + h, col : col + w] = image[:h, :w]
             index += 1
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": "EPSG:32633",
-        "transform": Affine(gsd_m, 0, 500000.0, 0, -gsd_m, 4650000.0),
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "deflate",
-        "photometric": "RGB",
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(canvas.transpose(2, 0, 1))
-    return path
+    transform = Affine(gsd_m, 0, 500000.0, 0, -gsd_m, 4650000.0)
+    return write_geotiff(
+        path, canvas.transpose(2, 0, 1), transform=transform, photometric="RGB", **TILED
+    )
 
 
 def crop(src_path: Path, size: int, path: Path) -> Path:

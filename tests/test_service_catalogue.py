@@ -16,7 +16,8 @@ from sanchari_processes.errors import (
     OutsideCoverageError,
     RequestTooLargeError,
 )
-from sanchari_processes.sources.catalogue import Catalogue, materialise
+from sanchari_processes.sources.catalogue import Catalogue
+from sanchari_processes.sources.mosaic import materialise
 from tests.service_fixtures import utm_point
 from tests.synthetic import road_image, write_geotiff
 

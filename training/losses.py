@@ -27,8 +27,13 @@ def ignore_target(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     return torch.where(valid.bool(), target, torch.full_like(target, IGNORE))
 
 
-def _no_valid(logits: torch.Tensor, valid: torch.Tensor | None) -> bool:
-    return valid is not None and not bool(valid.bool().any())
+def _over_valid(
+    loss: torch.nn.Module, logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None
+) -> torch.Tensor:
+    """``loss`` over the valid pixels; with none, a zero that still has a gradient."""
+    if valid is not None and not bool(valid.bool().any()):
+        return logits.sum() * 0.0
+    return loss(logits, ignore_target(mask, valid))
 
 
 def dice_loss(
@@ -38,18 +43,14 @@ def dice_loss(
 
     smp convention: 0 when the batch has no road pixel at all (Dice is undefined there).
     """
-    if _no_valid(logits, valid):
-        return logits.sum() * 0.0
-    return _DICE(logits, ignore_target(mask, valid))
+    return _over_valid(_DICE, logits, mask, valid)
 
 
 def focal_loss(
     logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean binary focal loss (gamma 2, no alpha) over valid pixels."""
-    if _no_valid(logits, valid):
-        return logits.sum() * 0.0
-    return _FOCAL(logits, ignore_target(mask, valid))
+    return _over_valid(_FOCAL, logits, mask, valid)
 
 
 def combo_loss(
@@ -69,9 +70,7 @@ def lovasz_loss(
     logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Lovász hinge (a convex surrogate of 1 - IoU) over the batch's valid pixels."""
-    if _no_valid(logits, valid):
-        return logits.sum() * 0.0
-    return _LOVASZ(logits, ignore_target(mask, valid))
+    return _over_valid(_LOVASZ, logits, mask, valid)
 
 
 LOSSES = {"combo": combo_loss, "lovasz": lovasz_loss}

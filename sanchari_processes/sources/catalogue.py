@@ -1,11 +1,10 @@
-"""A folder of GeoTIFFs as one imagery catalogue: find the imagery for a place, cut a window.
+"""A folder of GeoTIFFs as one imagery catalogue: find the imagery for a place, plan a window.
 
 Each file is indexed once (CRS, grid, ground sample distance and footprint in EPSG:4326, via
 pyproj) and re-indexed only when its size or modification time changes, so a request costs a
 directory ``stat`` scan and an STRtree query, not a file open per GeoTIFF. Where several files
-cover a place the finest resolution wins, then the newest file; a window crossing files is
-mosaicked from all of them on the best file's grid (``rasterio.merge`` over ``WarpedVRT``s for
-files in other CRSs), so a request near a tile edge still sees all its imagery.
+cover a place the finest resolution wins, then the newest file; the window's plan lists every
+file it touches, on the best file's grid, and :mod:`sanchari_processes.sources.mosaic` reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,10 +25,7 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.merge import merge
-from rasterio.vrt import WarpedVRT
 from shapely.geometry import Point, Polygon, box
 from shapely.strtree import STRtree
 
@@ -50,7 +45,8 @@ from sanchari_processes.inputs import (
     point_inputs,
     window_input,
 )
-from sanchari_processes.sources.base import Imagery, Progress, SourceSettings
+from sanchari_processes.sources.base import SourceSettings
+from sanchari_processes.sources.mosaic import WindowPlan, grid_bounds
 
 LOGGER = logging.getLogger(__name__)
 
@@ -82,55 +78,11 @@ class CatalogueEntry:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` in the file's CRS."""
-        return _grid_bounds(self.transform, self.width, self.height)
+        return grid_bounds(self.transform, self.width, self.height)
 
     def rank(self) -> tuple[float, int]:
         """Sort key: finest resolution first, then newest."""
         return (round(self.gsd_m, 6), -self.mtime_ns)
-
-
-@dataclass(frozen=True)
-class WindowPlan:
-    """What to read for one request: source files (best first) and the output grid.
-
-    ``whole_file`` plans read one catalogue file as it is (no window is cut).
-    """
-
-    sources: tuple[Path, ...]
-    crs_wkt: str
-    transform: Affine
-    width: int
-    height: int
-    bounds_wgs84: tuple[float, float, float, float]
-    whole_file: bool = False
-    #: The catalogue folder (file names in provenance are relative to it).
-    root: Path | None = None
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-    # -- the SourcePlan interface ----------------------------------------------------------
-    needs_network = False
-
-    def complete(self) -> WindowPlan:
-        return self
-
-    def materialise(self, workdir: Path, progress: Progress) -> Imagery:
-        window = self.describe(self.root)
-        return Imagery(materialise(self, workdir), ", ".join(window["files"]), {"window": window})
-
-    def describe(self, root: Path | None = None) -> dict:
-        """A JSON-able summary for provenance (file names relative to the catalogue)."""
-        names = [_relative_name(p, root or self.root) for p in self.sources]
-        return {
-            "files": names,
-            "crs": CRS.from_wkt(self.crs_wkt).to_string(),
-            "bounds": list(_grid_bounds(self.transform, self.width, self.height)),
-            "bounds_wgs84": list(self.bounds_wgs84),
-            "width": self.width,
-            "height": self.height,
-        }
 
 
 class Catalogue:
@@ -277,7 +229,7 @@ class Catalogue:
     ) -> WindowPlan:
         """Clip a window of ``best``'s grid to the imagery it touches; list those files."""
         window_transform = best.transform @ Affine.translation(c0, r0)
-        left, bottom, right, top = _grid_bounds(window_transform, c1 - c0, r1 - r0)
+        left, bottom, right, top = grid_bounds(window_transform, c1 - c0, r1 - r0)
         to_wgs84 = Transformer.from_crs(best.crs, WGS84, always_xy=True)
         window_area = _reproject_polygon(box(left, bottom, right, top), to_wgs84)
         sources = [e for e in self.intersecting(window_area) if e.count == best.count]
@@ -307,7 +259,7 @@ class Catalogue:
                 f"{max_pixels} pixels"
             )
         transform = best.transform @ Affine.translation(c0, r0)
-        clipped = _reproject_polygon(box(*_grid_bounds(transform, width, height)), to_wgs84)
+        clipped = _reproject_polygon(box(*grid_bounds(transform, width, height)), to_wgs84)
         used = [e for e in sources if e is best or e.footprint.intersects(clipped)]
         return WindowPlan(
             sources=tuple(e.path for e in used),
@@ -397,51 +349,6 @@ def _is_url(href: str) -> bool:
     return href.split(":", 1)[0].lower() in ("http", "https")
 
 
-def materialise(plan: WindowPlan, workdir: Path) -> Path:
-    """A GeoTIFF holding the plan's window (the file itself for whole-file plans).
-
-    The window is mosaicked from every source on the plan's grid: files in another CRS are
-    warped on the fly (``WarpedVRT``); where files overlap, the best (first) one wins.
-    """
-    if plan.whole_file:
-        return plan.sources[0]
-    target = CRS.from_wkt(plan.crs_wkt)
-    dst = Path(workdir) / "window.tif"
-    left, bottom, right, top = _grid_bounds(plan.transform, plan.width, plan.height)
-    res = (abs(plan.transform.a), abs(plan.transform.e))
-    try:
-        with ExitStack() as stack:
-            datasets = []
-            for path in plan.sources:
-                ds = stack.enter_context(rasterio.open(path))
-                if CRS.from_user_input(ds.crs) != target:
-                    ds = stack.enter_context(
-                        WarpedVRT(ds, crs=target.to_wkt(), resampling=Resampling.bilinear)
-                    )
-                datasets.append(ds)
-            first = datasets[0]
-            kwds = {"compress": "deflate"}
-            if plan.width >= 256 and plan.height >= 256:
-                kwds.update(tiled=True, blockxsize=256, blockysize=256)
-            merge(
-                datasets,
-                bounds=(left, bottom, right, top),
-                res=res,
-                nodata=first.nodata,
-                resampling=Resampling.bilinear,
-                dst_path=dst,
-                dst_kwds=kwds,
-            )
-            interp = first.colorinterp
-        with rasterio.open(dst, "r+") as out:
-            if len(interp) == out.count:
-                out.colorinterp = interp
-    except RasterioIOError as exc:
-        LOGGER.warning("mosaic of %s failed: %s", [p.name for p in plan.sources], exc)
-        raise InvalidInputError("the catalogue imagery for this window could not be read") from None
-    return dst
-
-
 def _scan(root: Path) -> dict[Path, os.stat_result]:
     """Every GeoTIFF under ``root`` (recursively) with its ``stat``; none if ``root`` is absent."""
     found: dict[Path, os.stat_result] = {}
@@ -476,7 +383,7 @@ def _index_file(path: Path, stat: os.stat_result) -> CatalogueEntry | None:
         LOGGER.warning("catalogue: cannot read %s: %s", path.name, exc)
         return None
     to_wgs84 = Transformer.from_crs(crs, WGS84, always_xy=True)
-    footprint = _reproject_polygon(box(*_grid_bounds(transform, width, height)), to_wgs84)
+    footprint = _reproject_polygon(box(*grid_bounds(transform, width, height)), to_wgs84)
     return CatalogueEntry(
         path=path,
         crs_wkt=crs.to_wkt(),
@@ -491,12 +398,6 @@ def _index_file(path: Path, stat: os.stat_result) -> CatalogueEntry | None:
     )
 
 
-def _grid_bounds(transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
-    x0, y0 = transform @ (0, 0)
-    x1, y1 = transform @ (width, height)
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
 def _reproject_polygon(polygon: Polygon, transformer: Transformer) -> Polygon:
     """``polygon`` densified along its edges and reprojected."""
     minx, miny, maxx, maxy = polygon.bounds
@@ -505,12 +406,3 @@ def _reproject_polygon(polygon: Polygon, transformer: Transformer) -> Polygon:
     coords = np.asarray(dense.exterior.coords)
     xs, ys = transformer.transform(coords[:, 0], coords[:, 1])
     return Polygon(np.column_stack([xs, ys]))
-
-
-def _relative_name(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return str(Path(path).relative_to(Path(root).resolve()))
-        except ValueError:
-            pass
-    return Path(path).name

@@ -10,8 +10,8 @@ from sanchari_processes.errors import InvalidInputError, SettingsError
 from sanchari_processes.inputs import CRS84, RequestOptions
 from sanchari_processes.service.process import RoadExtractionProcessor
 from sanchari_processes.sources.base import SourceSettings
-from sanchari_processes.sources.catalogue import WindowPlan
 from sanchari_processes.sources.cog import RemotePlan
+from sanchari_processes.sources.mosaic import WindowPlan
 from sanchari_processes.sources.registry import SOURCES, build_sources, choose
 from sanchari_processes.sources.remote import RemoteSettings
 from sanchari_processes.sources.stac import StacPlan
