@@ -1,0 +1,163 @@
+"""Adaptation measured on data it never saw: the half-image protocol.
+
+For each scene (the 2 labelled DeepGlobe dev pairs, rural South/South-East Asia, and the Paris
+scene with its OpenStreetMap roads), the roads of one half stand in for the user's roads; road
+IoU and APLS are scored on the other half for the shipped model (its own threshold), the
+shipped model recalibrated on the labelled half, and the adapted model (whatever the guard
+kept). Both halves take each role, over several seeds. Nothing is tuned on the scored half:
+the adaptation sees only the labelled half's roads (its area is that half).
+
+    python benchmarks/bench_adapt.py [--minutes 4] [--seeds 0 1] [--scenes dg1 dg2 paris]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+from sanchari_processes.adapt.labels import IGNORE, ROAD, label_grid, read_roads  # noqa: E402
+from sanchari_processes.adapt.run import AdaptConfig, adapt, read_region  # noqa: E402
+from sanchari_processes.config import InferenceConfig  # noqa: E402
+from sanchari_processes.engine.build import EngineOptions, build_engine  # noqa: E402
+from sanchari_processes.settings import SHIPPED_WEIGHTS  # noqa: E402
+from training import apls as apls_mod  # noqa: E402
+from training.evaluate import mask_graph  # noqa: E402
+
+DEV = SHARED / "roads" / "deepglobe_dev"
+SCENES = {
+    "dg1": (DEV / "images" / "104_sat.jpg", DEV / "masks" / "104_mask.png"),
+    "dg2": (DEV / "images" / "2_sat.jpg", DEV / "masks" / "2_mask.png"),
+    "paris": (
+        SHARED / "scenes" / "paris_img1447.tif",
+        SHARED / "scenes" / "paris_img1447_osm_roads.geojson",
+    ),
+}
+
+
+def _pairs() -> dict[str, tuple[Path, Path]]:
+    """The scenes present (the DeepGlobe file names are found, not assumed)."""
+    found = {}
+    images = sorted((DEV / "images").glob("*")) if DEV.exists() else []
+    for i, image in enumerate(images[:2], start=1):
+        stem = image.stem.replace("_sat", "")
+        masks = list((DEV / "masks").glob(f"{stem}*"))
+        if masks:
+            found[f"dg{i}"] = (image, masks[0])
+    paris = SCENES["paris"]
+    if paris[0].exists() and paris[1].exists():
+        found["paris"] = paris
+    return found
+
+
+def half_polygon(width: float, height: float, side: str, transform) -> shapely.Polygon:
+    """The left or right half of an image, in its CRS (pixel corners through ``transform``)."""
+    x0, x1 = (0, width / 2) if side == "left" else (width / 2, width)
+    corners = [transform * (x, y) for x, y in ((x0, 0), (x1, 0), (x1, height), (x0, height))]
+    return shapely.Polygon(corners)
+
+
+def scores(prob: np.ndarray, threshold: float, truth: np.ndarray, gsd: float) -> dict:
+    known = truth != IGNORE
+    pred = (prob >= threshold) & known
+    road = (truth == ROAD) & known
+    tp = int((pred & road).sum())
+    union = int((pred | road).sum())
+    iou = tp / union if union else float("nan")
+    truth_graph = mask_graph(road.astype(np.float32), known, gsd)
+    pred_graph = mask_graph(np.where(known, prob, 0).astype(np.float32), known, gsd, threshold)
+    return {"iou": iou, "apls": apls_mod.apls(truth_graph, pred_graph)["apls"]}
+
+
+def one_run(name: str, image: Path, roads_path: Path, side: str, seed: int, minutes: float) -> dict:
+    roads = read_roads(roads_path)
+    base = build_engine(EngineOptions(SHIPPED_WEIGHTS, InferenceConfig())).predictor
+    region = read_region(image, base)
+    height, width = region.raw.shape[1:]
+    train_area = half_polygon(width, height, side, region.grid.transform)
+    score_side = "right" if side == "left" else "left"
+    score_area = half_polygon(width, height, score_side, region.grid.transform)
+    crs = region.grid.crs
+    truth_ignore = 0.0 if roads.is_mask else 2.0  # a mask is scored as drawn; lines +-2 m
+    truth = label_grid(roads, region.grid, region.valid, ignore_m=truth_ignore, area=((score_area,), crs))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        result = adapt(
+            [image], roads, Path(tmp) / "model", weights=SHIPPED_WEIGHTS,
+            config=AdaptConfig(minutes=minutes, seed=seed), area=((train_area,), crs),
+        )
+        seconds = time.monotonic() - start
+        adapted = build_engine(EngineOptions(result.folder, InferenceConfig())).predictor
+        adapted_prob = adapted.predict(region.raw, region.valid)
+    base_prob = base.predict(region.raw, region.valid)
+    report = result.report
+    gsd = region.grid.gsd_m
+    row = {
+        "scene": name, "train_half": side, "seed": seed, "seconds": round(seconds, 1),
+        "verdict": report["verdict"].split(":")[0],
+        "shipped": scores(base_prob, base.metadata.threshold, truth, gsd),
+        "recalibrated": scores(base_prob, report["recalibrated"]["threshold"], truth, gsd),
+        "adapted": scores(adapted_prob, adapted.metadata.threshold, truth, gsd),
+        "thresholds": [base.metadata.threshold, report["recalibrated"]["threshold"], adapted.metadata.threshold],
+        "cv": report.get("cross_validation"),
+    }
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--scenes", nargs="+")
+    parser.add_argument("--json", type=Path, help="write every run here")
+    args = parser.parse_args()
+    pairs = _pairs()
+    if not pairs:
+        print("error: ../shared/data is absent: nothing to measure", file=sys.stderr)
+        return 1
+    chosen = args.scenes or list(pairs)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    for name in chosen:
+        image, roads = pairs[name]
+        for side in ("left", "right"):
+            for seed in args.seeds:
+                row = one_run(name, image, roads, side, seed, args.minutes)
+                rows.append(row)
+                print(
+                    f"{name:6s} train {side:5s} seed {seed}: IoU shipped {row['shipped']['iou']:.3f} "
+                    f"recal {row['recalibrated']['iou']:.3f} adapted {row['adapted']['iou']:.3f} | "
+                    f"APLS {row['shipped']['apls']:.3f} {row['recalibrated']['apls']:.3f} "
+                    f"{row['adapted']['apls']:.3f} | {row['verdict']} in {row['seconds']:.0f} s "
+                    f"(load {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
+                if args.json:
+                    args.json.write_text(json.dumps(rows, indent=1, default=float))
+    _table(rows)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def _table(rows: list[dict]) -> None:
+    print("\n| scene | shipped IoU | recalibrated | adapted | shipped APLS | recal. | adapted |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in dict.fromkeys(r["scene"] for r in rows):
+        mine = [r for r in rows if r["scene"] == name]
+        means = [np.mean([r[k][m] for r in mine]) for m in ("iou", "apls") for k in ("shipped", "recalibrated", "adapted")]
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in means) + " |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The adapted model's card: what it was adapted on, what was measured, and the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def render(model_id: str, report: dict[str, Any]) -> str:
+    """Markdown for ``MODEL_CARD.md`` beside the adapted weights."""
+    data, parent = report["data"], report["parent"]
+    base, recal = report["base"], report["recalibrated"]
+    lines = [
+        f"# {model_id}",
+        "",
+        f"Adapted from `{parent['model_id']}` (SHA-256 `{parent['sha256'][:16]}…`) to "
+        f"{data['images']} image(s) ({', '.join(data['names'])}) with {data['roads']}: "
+        f"{data['labelled_km2']:g} km² labelled at {data['gsd_m']:g} m, "
+        f"{100 * data['road_share']:.1f} % of it road.",
+        "",
+        f"**Verdict: {report['verdict']}.** Threshold {_f(report['threshold'], 2)}.",
+        "",
+        "| road IoU on the labelled area | threshold | IoU |",
+        "|---|---:|---:|",
+        f"| base model, its own threshold | {_f(base['threshold'], 2)} | {_f(base['iou'])} |",
+        f"| base model, threshold re-chosen here | {_f(recal['threshold'], 2)} | "
+        f"{_f(recal['iou'])} |",
+    ]
+    cv = report.get("cross_validation")
+    if cv:
+        lines += [
+            "",
+            "Fine-tuning was scored by two-fold spatial cross-validation: each fold's fine-tune "
+            "predicted the blocks it did not train on.",
+            "",
+            "| out of fold | threshold | IoU |",
+            "|---|---:|---:|",
+            f"| recalibrated base model | {_f(recal['threshold'], 2)} | "
+            f"{_f(cv['recalibrated_iou'])} |",
+            f"| fine-tuned ({' + '.join(str(s) for s in cv['steps'])} steps) | "
+            f"{_f(cv['threshold'], 2)} | {_f(cv['adapted_iou'])} |",
+        ]
+        if cv.get("skipped"):
+            lines += ["", f"Fine-tuning was skipped: {cv['skipped']}."]
+    lines += [
+        "",
+        f"The IoU on the labelled area is measured on the roads the model was adapted to; the "
+        f"out-of-fold figures are the fair ones. Took {report['seconds']:g} s.",
+        "",
+    ]
+    return "\n".join(lines)
