@@ -20,7 +20,7 @@ from training.preprocess import (
     tile_origins,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def test_tile_origins_cover_the_axis_with_half_overlap() -> None:

@@ -10,8 +10,8 @@ import rasterio
 
 from sanchari_processes import cli
 from sanchari_processes.sources import gee
+from tests.cli.test_predict import run
 from tests.gee_fakes import NO_IMAGERY_LON, FakeEarthEngine, write_service_account_key
-from tests.test_cli import run
 
 
 class _Batch(FakeEarthEngine):
