@@ -1,4 +1,9 @@
-"""Fixtures of the command-line tests."""
+"""Fixtures of the command-line tests.
+
+The ``sanchari`` group sees the plug-in commands this checkout declares in setup.cfg: an
+environment installed from another checkout (or before the declaration) has other entry points,
+so the group reads the declared ones instead, as an install of this checkout would.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from sanchari_processes.cli import cli
+from tests.cli_fixtures import declared_commands
 from tests.synthetic import road_image, write_geotiff
+
+
+@pytest.fixture(autouse=True)
+def declared_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "plugins", declared_commands())
 
 
 @pytest.fixture

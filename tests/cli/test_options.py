@@ -14,6 +14,29 @@ def test_option_lists_are_defined_once():
     assert tuple(TTA["enum"]) == TTA_MODES and TTA["default"] == params["tta"].default
 
 
+def test_an_engine_option_is_the_same_on_every_command():
+    """--tta, --device, --backend: one declaration, so the same choices everywhere."""
+    from sanchari_processes.cli import cli
+    from sanchari_processes.config import DEVICES, TTA_MODES
+    from training.evaluate import command as evaluate
+    from training.optimize_threshold import command as optimize_threshold
+    from training.pseudo_label import command as pseudo_label
+    from training.train import command as train
+
+    def param(command, name):
+        return next(p for p in command.params if p.name == name)
+
+    predict = cli.commands["predict"]
+    for command in (evaluate, optimize_threshold, pseudo_label, cli.commands["predict-gee"]):
+        for name in ("tta", "device"):
+            assert param(command, name).type.choices == param(predict, name).type.choices
+    assert param(evaluate, "backend").type.choices == param(predict, "backend").type.choices
+    assert tuple(param(train, "device").type.choices) == DEVICES
+    assert tuple(param(evaluate, "tta").type.choices) == TTA_MODES
+    assert param(pseudo_label, "tta").default == "d4"  # a command's own default
+    assert param(pseudo_label, "weights").required and not param(predict, "weights").required
+
+
 def test_a_new_engine_option_needs_no_mapping_code(tmp_path):
     """Declared with the config field it fills, an option reaches the engine's configs."""
     import click
