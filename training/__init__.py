@@ -2,5 +2,7 @@
 
 Depends on the engine (``sanchari_processes.inference``) for the model factory and the checkpoint
 format, never the reverse: what training writes, ``sanchari predict --weights`` runs directly.
-Commands: ``python -m training.preprocess | train | train_lovasz | optimize_threshold | evaluate``.
+Commands: ``sanchari preprocess | train | train-lovasz | pseudo-label | optimize-threshold |
+evaluate | release``, declared as ``sanchari.commands`` entry points in setup.cfg; ``python -m
+training.X`` (``X`` the module, e.g. ``training.export`` for ``release``) runs the same command.
 """

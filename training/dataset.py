@@ -53,11 +53,11 @@ def load_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInputError(f"{path}: manifest not found (run training.preprocess)") from None
+        raise InvalidInputError(f"{path}: manifest not found (run sanchari preprocess)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{path}: not a JSON manifest ({exc})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tiles"), list):
-        raise InvalidInputError(f"{path}: not a training.preprocess manifest")
+        raise InvalidInputError(f"{path}: not a `sanchari preprocess` manifest")
     return manifest
 
 

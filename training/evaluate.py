@@ -1,4 +1,4 @@
-"""``python -m training.evaluate``: pixel metrics accumulated over a set, plus APLS.
+"""``sanchari evaluate``: pixel metrics accumulated over a set, plus APLS.
 
 Three ways to name the data: prediction masks against truth masks (``--pred`` + ``--truth``,
 matched by file stem), a model run over an image folder (``--weights`` + ``--images`` +
@@ -17,25 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import click
 import cv2
 import numpy as np
 from affine import Affine
 
-from sanchari_processes.config import (
-    BACKENDS,
-    DEFAULT_TTA,
-    DEVICES,
-    TTA_MODES,
-    InferenceConfig,
-    VectorizeConfig,
-)
+from sanchari_processes.cli import options, run
+from sanchari_processes.config import VectorizeConfig
 from sanchari_processes.errors import InvalidInputError
 from training import metrics
 from training.apls import AplsConfig, apls, geojson_lines, graph_from_lines
-from training.cli import ArgumentParser, positive_float, positive_int, run_main
 from training.io import IMAGE_SUFFIXES, read_binary, read_rgb, write_binary
-
-_DEFAULTS = InferenceConfig()
 
 
 @dataclass(frozen=True)
@@ -271,113 +263,106 @@ def predict_samples(
         yield Prediction(s, prob, truth, valid)
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="python -m training.evaluate",
-        description="Road IoU (accumulated over the set), precision, recall, F1, relaxed F1 and "
-        "APLS, as JSON. Give --pred + --truth, --weights + --images + --truth, or --weights + "
-        "--manifest.",
-    )
-    parser.add_argument("--pred", type=Path, help="folder of predicted masks (0/255)")
-    parser.add_argument("--truth", type=Path, help="folder of truth masks (0/255)")
-    parser.add_argument("--valid", type=Path, help="folder of no-data masks (255 = has data)")
-    parser.add_argument("--weights", type=Path, help="checkpoint to run")
-    parser.add_argument("--images", type=Path, help="folder of images for --weights")
-    parser.add_argument("--manifest", type=Path, help="preprocess manifest (with --weights)")
-    parser.add_argument("--split", default="val", help="manifest split (default val)")
-    parser.add_argument(
-        "--threshold", type=float, help="probability threshold (default: the checkpoint's)"
-    )
-    parser.add_argument("--rho", type=positive_float, default=3.0, help="relaxed F1 tolerance px")
-    parser.add_argument(
-        "--gsd",
-        type=positive_float,
-        help="metres per pixel of the images/masks: images are resampled to the model's GSD "
-        "(default: the model's), and APLS needs it (manifests carry their own)",
-    )
-    parser.add_argument("--no-apls", action="store_true", help="skip APLS (faster)")
-    parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA)
-    parser.add_argument("--patch", type=positive_int, default=_DEFAULTS.patch_size)
-    parser.add_argument(
-        "--stride", type=positive_int, help="patch step (default: 3/4 of the patch)"
-    )
-    parser.add_argument(
-        "--edge-margin", type=int, default=0, help="reflected context at image edges, px"
-    )
-    parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument(
-        "--backend", default="auto", choices=BACKENDS, help="inference runtime (as predict)"
-    )
-    parser.add_argument("--int8", action="store_true", help="the int8 model (model-export)")
-    parser.add_argument("--cache-dir", type=Path, help="exported-model cache")
-    parser.add_argument("--limit", type=positive_int, help="score only the first N images")
-    parser.add_argument("--per-image", action="store_true", help="add per-image scores")
-    parser.add_argument("--save-pred", type=Path, help="write predicted masks here")
-    parser.add_argument("--output", type=Path, help="also write the JSON report here")
-    return parser
+@click.command("evaluate", context_settings=options.CONTEXT_SETTINGS)
+@click.option("--pred", type=options.PATH, help="Folder of predicted masks (0/255).")
+@click.option("--truth", type=options.PATH, help="Folder of truth masks (0/255).")
+@click.option("--valid", type=options.PATH, help="Folder of no-data masks (255 = has data).")
+@options.engine_options(
+    options.weights,
+    options.tta,
+    options.patch,
+    options.stride,
+    options.edge_margin,
+    options.batch_size,
+    options.device,
+    options.backend,
+    options.int8,
+    options.cache_dir,
+    weights={"help": "Checkpoint to run."},
+    backend={"help": "Inference runtime (as predict's).", "envvar": None},
+)
+@click.option("--images", type=options.PATH, help="Folder of images for --weights.")
+@click.option(
+    "--manifest", type=options.PATH, help="`sanchari preprocess` manifest (with --weights)."
+)
+@click.option("--split", default="val", show_default=True, help="Manifest split.")
+@options.threshold(help="Probability threshold (default: the checkpoint's; 0.5 for --pred).")
+@click.option(
+    "--rho",
+    type=options.POSITIVE_FLOAT,
+    default=3.0,
+    show_default=True,
+    help="Relaxed F1 tolerance, px.",
+)
+@options.gsd(
+    help="Metres per pixel of the images/masks: images are resampled to the model's GSD "
+    "(default: the model's), and APLS needs it (manifests carry their own)."
+)
+@click.option("--no-apls", is_flag=True, help="Skip APLS (faster).")
+@click.option("--limit", type=options.POSITIVE_INT, help="Score only the first N images.")
+@click.option("--per-image", is_flag=True, help="Add per-image scores.")
+@click.option("--save-pred", type=options.PATH, help="Write predicted masks here.")
+@click.option("--output", type=options.PATH, help="Also write the JSON report here.")
+def command(
+    pred: Path | None,
+    truth: Path | None,
+    valid: Path | None,
+    engine: options.EngineArgs,
+    images: Path | None,
+    manifest: Path | None,
+    split: str,
+    threshold: float | None,
+    rho: float,
+    gsd: float | None,
+    no_apls: bool,
+    limit: int | None,
+    per_image: bool,
+    save_pred: Path | None,
+    output: Path | None,
+) -> None:
+    """Road IoU (accumulated over the set), precision, recall, F1, relaxed F1 and APLS, as JSON.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    Give --pred + --truth, --weights + --images + --truth, or --weights + --manifest.
+    """
     predictor = None
-    threshold = args.threshold
-    if args.pred is not None:
-        if args.weights or args.images or args.manifest:
+    if pred is not None:
+        if engine.weights or images or manifest:
             raise InvalidInputError("--pred cannot be combined with --weights/--images/--manifest")
-        if args.truth is None:
+        if truth is None:
             raise InvalidInputError("--pred needs --truth")
-        samples = folder_samples(args.truth, args.valid, pred=args.pred)
+        samples = folder_samples(truth, valid, pred=pred)
         threshold = 0.5 if threshold is None else threshold
-        if args.gsd is None and not args.no_apls:
+        if gsd is None and not no_apls:
             # pixel metrics need no ground resolution: report them and say what was left out
             sys.stderr.write("note: APLS skipped: pass --gsd M (metres per pixel) to score it\n")
-            args.no_apls = True
-    elif args.weights is not None:
-        from sanchari_processes.engine.build import EngineOptions, build_predictor
+            no_apls = True
+    elif engine.weights is not None:
+        from sanchari_processes.engine.build import build_predictor
 
-        if args.manifest is not None:
-            samples = manifest_samples(args.manifest, args.split)
-        elif args.images is not None and args.truth is not None:
-            samples = folder_samples(args.truth, args.valid, images=args.images)
+        if manifest is not None:
+            samples = manifest_samples(manifest, split)
+        elif images is not None and truth is not None:
+            samples = folder_samples(truth, valid, images=images)
         else:
             raise InvalidInputError("--weights needs --manifest, or --images and --truth")
-        try:
-            config = InferenceConfig(
-                patch_size=args.patch,
-                stride=args.stride,
-                batch_size=args.batch_size,
-                tta=args.tta,
-                device=args.device,
-                backend=args.backend,
-                int8=args.int8,
-                edge_margin=args.edge_margin,
-            )
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
-        options = EngineOptions(args.weights, inference=config, cache_dir=args.cache_dir)
-        predictor = build_predictor(options)
+        predictor = build_predictor(engine.engine_options())
         threshold = predictor.metadata.threshold if threshold is None else threshold
-        if args.gsd is None and args.manifest is None:
-            args.gsd = predictor.metadata.gsd_m
+        if gsd is None and manifest is None:
+            gsd = predictor.metadata.gsd_m
     else:
         raise InvalidInputError("give --pred and --truth, or --weights (see --help)")
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"threshold must be within 0..1, got {threshold}")
-    if args.limit:
-        samples = samples[: args.limit]
     report = evaluate(
-        predict_samples(samples, predictor, args.gsd),
+        predict_samples(samples[:limit], predictor, gsd),
         threshold=threshold,
-        rho=args.rho,
-        with_apls=not args.no_apls,
-        gsd_m=args.gsd,
-        save_pred=args.save_pred,
-        per_image=args.per_image,
+        rho=rho,
+        with_apls=not no_apls,
+        gsd_m=gsd,
+        save_pred=save_pred,
+        per_image=per_image,
     )
     if predictor is not None:
-        report["weights"] = str(args.weights)
-        report["tta"] = args.tta
+        report["weights"] = str(engine.weights)
+        report["tta"] = engine.tta
         cfg = predictor.config
         report["inference"] = {
             "backend": predictor.runner.name,
@@ -387,11 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "edge_margin": cfg.edge_margin,
         }
     text = json.dumps(report, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
     print(text)
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.evaluate``: ``sanchari evaluate``."""
+    return run(command, argv, "python -m training.evaluate")
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, None))
+    sys.exit(main())

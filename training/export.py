@@ -1,8 +1,9 @@
-"""``python -m training.export``: a run's checkpoint → the half-precision file that ships.
+"""``sanchari release``: a run's checkpoint → the half-precision file that ships.
 
 The shipped model in ``weights/`` is float16 (half the size; loading restores float32), keeps
 the run's metadata (recipe, split, threshold search) and, with ``--report``, the held-out
 evaluation it was released with, so ``sanchari model-info`` shows how good it is.
+``python -m training.export`` is the same command.
 """
 
 from __future__ import annotations
@@ -13,38 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import click
+
+from sanchari_processes.cli import options, run
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import load_checkpoint, save_checkpoint
-from training.cli import ArgumentParser, fraction, run_main
-
-
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="python -m training.export",
-        description="Write a checkpoint as float16 safetensors + metadata for release.",
-    )
-    parser.add_argument("--weights", type=Path, required=True, help="checkpoint to export")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="target .safetensors")
-    parser.add_argument("--model-id", help="model_id of the release (default: keep)")
-    parser.add_argument(
-        "--report",
-        action="append",
-        default=[],
-        metavar="NAME=JSON",
-        help="store a training.evaluate JSON report under metrics.evaluation.NAME (repeatable; "
-        "each must be scored at the release's threshold)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=fraction,
-        help="release threshold other than the threshold search's (with --threshold-reason)",
-    )
-    parser.add_argument(
-        "--threshold-reason",
-        help="why (recorded in metrics.threshold_choice, e.g. a flat held-out curve and a "
-        "target-domain dev set that prefers this value)",
-    )
-    return parser
 
 
 def _reports(items: Sequence[str]) -> dict[str, object]:
@@ -73,33 +47,62 @@ def _check_thresholds(reports: dict[str, object], threshold: float) -> None:
             )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    reports = _reports(args.report)
-    loaded = load_checkpoint(args.weights, "cpu")
+@click.command("release", context_settings=options.CONTEXT_SETTINGS)
+@options.weights(required=True, help="Checkpoint to export.")
+@click.option("-o", "--out", type=options.PATH, required=True, help="Target .safetensors.")
+@click.option("--model-id", help="model_id of the release (default: keep).")
+@click.option(
+    "--report",
+    "report_items",
+    multiple=True,
+    metavar="NAME=JSON",
+    help="Store a `sanchari evaluate` JSON report under metrics.evaluation.NAME (repeatable; "
+    "each must be scored at the release's threshold).",
+)
+@options.threshold(
+    help="Release threshold other than the threshold search's (with --threshold-reason)."
+)
+@click.option(
+    "--threshold-reason",
+    help="Why (recorded in metrics.threshold_choice, e.g. a flat held-out curve and a "
+    "target-domain dev set that prefers this value).",
+)
+def command(
+    weights: Path,
+    out: Path,
+    model_id: str | None,
+    report_items: tuple[str, ...],
+    threshold: float | None,
+    threshold_reason: str | None,
+) -> None:
+    """Write a checkpoint as float16 safetensors + metadata for release."""
+    reports = _reports(report_items)
+    loaded = load_checkpoint(weights, "cpu")
     meta = loaded.metadata
     metrics = dict(meta.metrics)
-    threshold = meta.threshold
-    if (args.threshold is None) != (args.threshold_reason is None):
+    chosen = meta.threshold
+    if (threshold is None) != (threshold_reason is None):
         raise InvalidInputError("--threshold and --threshold-reason go together")
-    if args.threshold is not None:
-        threshold = args.threshold
+    if threshold is not None:
+        chosen = threshold
         metrics["threshold_choice"] = {
-            "threshold": threshold,
+            "threshold": chosen,
             "search_threshold": meta.threshold,
-            "reason": args.threshold_reason,
+            "reason": threshold_reason,
         }
-    _check_thresholds(reports, threshold)
+    _check_thresholds(reports, chosen)
     if reports:
         metrics["evaluation"] = {**metrics.get("evaluation", {}), **reports}
-    metadata = replace(
-        meta, model_id=args.model_id or meta.model_id, threshold=threshold, metrics=metrics
-    )
-    target = save_checkpoint(loaded.module, metadata, args.out, half=True)
+    metadata = replace(meta, model_id=model_id or meta.model_id, threshold=chosen, metrics=metrics)
+    target = save_checkpoint(loaded.module, metadata, out, half=True)
     size_mb = target.stat().st_size / 1e6
     print(f"{target}: {size_mb:.1f} MB float16, model_id {metadata.model_id}")
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.export``: ``sanchari release`` under its old name."""
+    return run(command, argv, "python -m training.export")
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, None))
+    sys.exit(main())

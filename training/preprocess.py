@@ -1,4 +1,4 @@
-"""``python -m training.preprocess``: image + mask pairs -> 512 px tiles + a seeded split manifest.
+"""``sanchari preprocess``: image + mask pairs -> 512 px tiles + a seeded split manifest.
 
 The split is made per source image, not per tile: overlapping tiles of one image share pixels,
 so splitting tiles would leak validation pixels into training. Each source folder is split on
@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import cv2
 import numpy as np
 
+from sanchari_processes.cli import options, run
 from sanchari_processes.errors import InvalidInputError
-from training.cli import ArgumentParser, fraction, positive_float, positive_int, run_main
 from training.io import IMAGE_SUFFIXES, read_binary, read_rgb, write_binary, write_rgb
 
 MANIFEST_VERSION = 2
@@ -314,84 +315,86 @@ def kaggle_download(target: Path) -> Path:
     return target
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="python -m training.preprocess",
-        description="Tile image + mask pairs into 512 px tiles with a seeded train/val split.",
-    )
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--source",
-        type=Path,
-        action="append",
-        default=[],
-        help="folder of pairs (images/ + masks/ [+ valid/], or DeepGlobe *_sat.jpg/*_mask.png); "
-        "repeat for several",
-    )
-    parser.add_argument(
-        "--download",
-        action="store_true",
-        help=f"download DeepGlobe roads ({KAGGLE_DATASET}) with the Kaggle API into OUT/raw",
-    )
-    parser.add_argument(
-        "--gsd",
-        type=positive_float,
-        action="append",
-        default=[],
-        help="metres per pixel of the sources: once for all, or once per --source (default 0.5)",
-    )
-    parser.add_argument(
-        "--target-gsd",
-        type=positive_float,
-        default=DEFAULT_TARGET_GSD,
-        help="resample every source to this many metres per pixel, the model's one training "
-        f"resolution (default {DEFAULT_TARGET_GSD})",
-    )
-    parser.add_argument(
-        "--train-only",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a source (by folder name) never held out, e.g. pseudo-labels from "
-        "training.pseudo_label; repeatable",
-    )
-    parser.add_argument("--tile", type=positive_int, default=512, help="tile side (default 512)")
-    parser.add_argument("--overlap", type=fraction, default=0.5, help="default 0.5")
-    parser.add_argument("--val-fraction", type=fraction, default=0.15, help="default 0.15")
-    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    sources: list[Path] = list(args.source)
-    if args.download:
-        sources.append(kaggle_download(args.out / "raw"))
-    if not sources:
+@click.command("preprocess", context_settings=options.CONTEXT_SETTINGS)
+@click.option("-o", "--out", type=options.PATH, required=True, help="Output folder.")
+@click.option(
+    "--source",
+    "sources",
+    type=options.PATH,
+    multiple=True,
+    help="Folder of pairs (images/ + masks/ [+ valid/], or DeepGlobe *_sat.jpg/*_mask.png); "
+    "repeat for several.",
+)
+@click.option(
+    "--download",
+    is_flag=True,
+    help=f"Download DeepGlobe roads ({KAGGLE_DATASET}) with the Kaggle API into OUT/raw.",
+)
+@options.gsd(
+    "gsds",
+    multiple=True,
+    help="Metres per pixel of the sources: once for all, or once per --source (default 0.5).",
+)
+@click.option(
+    "--target-gsd",
+    type=options.POSITIVE_FLOAT,
+    default=DEFAULT_TARGET_GSD,
+    help="Resample every source to this many metres per pixel, the model's one training "
+    f"resolution (default {DEFAULT_TARGET_GSD}).",
+)
+@click.option(
+    "--train-only",
+    multiple=True,
+    metavar="NAME",
+    help="A source (by folder name) never held out, e.g. pseudo-labels from "
+    "`sanchari pseudo-label`; repeatable.",
+)
+@click.option("--tile", type=options.POSITIVE_INT, default=512, help="Tile side (default 512).")
+@click.option("--overlap", type=options.FRACTION, default=0.5, help="Default 0.5.")
+@click.option("--val-fraction", type=options.FRACTION, default=0.15, help="Default 0.15.")
+@options.seed(help="Split seed.")
+@click.option("--workers", type=options.POSITIVE_INT, default=os.cpu_count() or 1)
+def command(
+    out: Path,
+    sources: tuple[Path, ...],
+    download: bool,
+    gsds: tuple[float, ...],
+    target_gsd: float,
+    train_only: tuple[str, ...],
+    tile: int,
+    overlap: float,
+    val_fraction: float,
+    seed: int,
+    workers: int,
+) -> None:
+    """Tile image + mask pairs into 512 px tiles with a seeded train/val split."""
+    folders = list(sources)
+    if download:
+        folders.append(kaggle_download(out / "raw"))
+    if not folders:
         raise InvalidInputError("give --source DIR (repeatable) or --download")
-    gsds = args.gsd or [0.5]
-    if len(gsds) == 1:
-        gsds = gsds * len(sources)
-    if len(gsds) != len(sources):
-        raise InvalidInputError(f"{len(gsds)} --gsd values for {len(sources)} sources")
-    unknown = sorted(set(args.train_only) - {s.name for s in sources})
+    resolutions = list(gsds) or [0.5]
+    if len(resolutions) == 1:
+        resolutions = resolutions * len(folders)
+    if len(resolutions) != len(folders):
+        raise InvalidInputError(f"{len(resolutions)} --gsd values for {len(folders)} sources")
+    unknown = sorted(set(train_only) - {s.name for s in folders})
     if unknown:
         raise InvalidInputError(f"--train-only {unknown[0]}: no --source folder of that name")
     config = PreprocessConfig(
-        tile_size=args.tile,
-        overlap=args.overlap,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        workers=args.workers,
-        target_gsd_m=args.target_gsd,
+        tile_size=tile,
+        overlap=overlap,
+        val_fraction=val_fraction,
+        seed=seed,
+        workers=workers,
+        target_gsd_m=target_gsd,
     )
     manifest = preprocess(
         [
-            Source(folder, gsd, folder.name in args.train_only)
-            for folder, gsd in zip(sources, gsds, strict=True)
+            Source(folder, gsd, folder.name in train_only)
+            for folder, gsd in zip(folders, resolutions, strict=True)
         ],
-        args.out,
+        out,
         config,
     )
     tiles = manifest["tiles"]
@@ -400,10 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{len(manifest['images'])} images ({n_img_val} val) at {config.target_gsd_m} m -> "
         f"{len(tiles)} tiles ({len(tiles) - n_val} train, {n_val} val); "
-        f"manifest {args.out / 'manifest.json'}"
+        f"manifest {out / 'manifest.json'}"
     )
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.preprocess``: ``sanchari preprocess``."""
+    return run(command, argv, "python -m training.preprocess")
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, None))
+    sys.exit(main())

@@ -1,10 +1,10 @@
-"""``python -m training.pseudo_label``: self-training labels on unlabelled target imagery.
+"""``sanchari pseudo-label``: self-training labels on unlabelled target imagery.
 
 The current model, with test-time augmentation, labels images it has no truth for; only
 confident pixels keep a label (road where the probability is at least ``--road``, background
 where it is at most ``--background``) and everything in between goes to the ``valid`` mask as
 "ignore", the mechanism Massachusetts' no-data already uses. The output is an ordinary pairs
-folder (``images/`` + ``masks/`` + ``valid/``) for ``training.preprocess --source DIR
+folder (``images/`` + ``masks/`` + ``valid/``) for ``sanchari preprocess --source DIR
 --train-only NAME``: the labels are the model's own, so they must never be held out.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
-from sanchari_processes.config import BACKENDS, DEVICES, TTA_MODES
+from sanchari_processes.cli import options, run
 from sanchari_processes.errors import InvalidInputError
-from training.cli import ArgumentParser, fraction, positive_float, positive_int, run_main
 from training.io import IMAGE_SUFFIXES, read_rgb, write_binary
 
 
@@ -110,75 +110,83 @@ def label_folder(
     return rows
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="python -m training.pseudo_label",
-        description="Label unlabelled imagery with a model's confident pixels (self-training); "
-        "writes a pairs folder for training.preprocess --train-only.",
-    )
-    parser.add_argument("--weights", type=Path, required=True, help="the current model")
-    parser.add_argument("--images", type=Path, required=True, help="unlabelled images")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output pairs folder")
-    parser.add_argument(
-        "--gsd", type=positive_float, required=True, help="metres per pixel of the images"
-    )
-    parser.add_argument("--tta", choices=TTA_MODES, default="d4")
-    parser.add_argument(
-        "--road", type=fraction, default=0.7, help="road where p >= this (default 0.7)"
-    )
-    parser.add_argument(
-        "--background",
-        type=fraction,
-        default=0.2,
-        help="background where p <= this (default 0.2); pixels in between are ignored",
-    )
-    parser.add_argument(
-        "--grow",
-        type=fraction,
-        help="also road: pixels with p >= this connected to road (hysteresis; default off)",
-    )
-    parser.add_argument(
-        "--min-road-m2", type=positive_float, default=50.0, help="smaller road specks ignored"
-    )
-    parser.add_argument("--batch-size", type=positive_int, help="default: the device's best")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="as predict's")
-    return parser
+@click.command("pseudo-label", context_settings=options.CONTEXT_SETTINGS)
+@options.engine_options(
+    options.weights,
+    options.tta,
+    options.batch_size,
+    options.device,
+    options.backend,
+    weights={"required": True, "help": "The current model."},
+    tta={"default": "d4"},
+    backend={"help": "Inference runtime (as predict's).", "envvar": None},
+)
+@click.option("--images", type=options.PATH, required=True, help="Unlabelled images.")
+@click.option("-o", "--out", type=options.PATH, required=True, help="Output pairs folder.")
+@options.gsd(required=True, help="Metres per pixel of the images.")
+@click.option(
+    "--road", type=options.FRACTION, default=0.7, show_default=True, help="Road where p >= this."
+)
+@click.option(
+    "--background",
+    type=options.FRACTION,
+    default=0.2,
+    show_default=True,
+    help="Background where p <= this; pixels in between are ignored.",
+)
+@click.option(
+    "--grow",
+    type=options.FRACTION,
+    help="Also road: pixels with p >= this connected to road (hysteresis; default off).",
+)
+@click.option(
+    "--min-road-m2",
+    type=options.POSITIVE_FLOAT,
+    default=50.0,
+    show_default=True,
+    help="Smaller road specks are ignored.",
+)
+def command(
+    engine: options.EngineArgs,
+    images: Path,
+    out: Path,
+    gsd: float,
+    road: float,
+    background: float,
+    grow: float | None,
+    min_road_m2: float,
+) -> None:
+    """Label unlabelled imagery with a model's confident pixels (self-training).
+
+    Writes a pairs folder for `sanchari preprocess --train-only`.
+    """
+    config = PseudoConfig(road=road, background=background, grow=grow, min_road_m2=min_road_m2)
+    paths = _images(images)
+    if out.exists() and any(out.iterdir()):
+        raise InvalidInputError(f"{out}: not empty; choose a new output folder")
+    from sanchari_processes.engine.build import build_predictor
+
+    engine_options = engine.engine_options()
+    predictor = build_predictor(engine_options)
+    rows = label_folder(paths, predictor, out, config, gsd)
+    summary = {
+        "weights": str(engine.weights),
+        "model_id": predictor.metadata.model_id,
+        "tta": engine.tta,
+        "gsd_m": gsd,
+        "config": config.__dict__,
+        "inference": engine_options.inference.__dict__,
+        "images": rows,
+    }
+    (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
+    share = np.mean([r["road_share"] for r in rows])
+    print(f"{len(rows)} images labelled in {out}: mean road share {share:.2%}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    config = PseudoConfig(
-        road=args.road,
-        background=args.background,
-        grow=args.grow,
-        min_road_m2=args.min_road_m2,
-    )
-    images = _images(args.images)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise InvalidInputError(f"{args.out}: not empty; choose a new output folder")
-    from sanchari_processes.config import InferenceConfig
-    from sanchari_processes.engine.build import EngineOptions, build_predictor
-
-    inference = InferenceConfig(
-        tta=args.tta, batch_size=args.batch_size, device=args.device, backend=args.backend
-    )
-    predictor = build_predictor(EngineOptions(args.weights, inference))
-    rows = label_folder(images, predictor, args.out, config, args.gsd)
-    summary = {
-        "weights": str(args.weights),
-        "model_id": predictor.metadata.model_id,
-        "tta": args.tta,
-        "gsd_m": args.gsd,
-        "config": config.__dict__,
-        "inference": inference.__dict__,
-        "images": rows,
-    }
-    (args.out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
-    road = np.mean([r["road_share"] for r in rows])
-    print(f"{len(rows)} images labelled in {args.out}: mean road share {road:.2%}")
-    return 0
+    """``python -m training.pseudo_label``: ``sanchari pseudo-label``."""
+    return run(command, argv, "python -m training.pseudo_label")
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, None))
+    sys.exit(main())

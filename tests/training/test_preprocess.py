@@ -20,7 +20,7 @@ from training.preprocess import (
     tile_origins,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def test_tile_origins_cover_the_axis_with_half_overlap() -> None:
@@ -63,14 +63,13 @@ def test_deepglobe_layout(tmp_path: Path) -> None:
 def test_cli_reports_bad_input_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.cli import run_main
 
-    assert run_main(main, ["--source", str(tmp_path), "-o", str(tmp_path / "o")]) == 1
+    assert main(["--source", str(tmp_path), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no image/mask pairs" in err and err.count("\n") == 1
     src = write_road_folder(tmp_path / "r", n=2)
     (src / "masks" / "tile1.png").unlink()
-    assert run_main(main, ["--source", str(src), "-o", str(tmp_path / "o")]) == 1
+    assert main(["--source", str(src), "-o", str(tmp_path / "o")]) == 1
     assert "without a partner" in capsys.readouterr().err
 
 
@@ -125,6 +124,5 @@ def test_train_only_sources_are_never_held_out(tmp_path: Path) -> None:
     splits = {(i["source"], i["split"]) for i in manifest["images"]}
     assert ("pseudo", "val") not in splits and ("labelled", "val") in splits
     args = ["--source", str(labelled), "--train-only", "nope", "-o", str(tmp_path / "o")]
-    from training.cli import run_main
 
-    assert run_main(main, args) == 1
+    assert main(args) == 1

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import rasterio
 
-from sanchari_processes import cli
+from sanchari_processes.cli import cli
 from sanchari_processes.sources import gee
+from tests.cli_fixtures import run
 from tests.gee_fakes import NO_IMAGERY_LON, FakeEarthEngine, write_service_account_key
-from tests.test_cli import run
 
 
 class _Batch(FakeEarthEngine):
@@ -100,4 +100,5 @@ def test_errors_are_one_line(capsys, tmp_path, monkeypatch, args, status, messag
 
 
 def test_cli_collections_match_the_source() -> None:
-    assert tuple(gee.COLLECTIONS) == (cli.NAIP, cli.SENTINEL2)
+    params = {p.name: p for p in cli.commands["predict-gee"].params}
+    assert tuple(gee.COLLECTIONS) == tuple(params["collection"].type.choices)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tests.training_fixtures import write_road_folder
-from training.cli import run_main
 from training.io import read_binary
 from training.preprocess import PreprocessConfig, Source, find_pairs, preprocess
 from training.pseudo_label import PseudoConfig, main, pseudo_label
@@ -56,7 +55,7 @@ def test_cli_writes_a_train_only_pairs_folder(
     out = tmp_path / "pseudo"
     args = ["--weights", str(ckpt), "--images", str(src / "images"), "-o", str(out)]
     args += ["--gsd", "0.5", "--tta", "none", "--device", "cpu", "--road", "0.5"]
-    assert run_main(main, args) == 0
+    assert main(args) == 0
     pairs = find_pairs(out)
     assert len(pairs) == 2 and all(p.valid is not None for p in pairs)
     assert read_binary(pairs[0].mask).shape == (64, 64)
@@ -69,5 +68,5 @@ def test_cli_writes_a_train_only_pairs_folder(
     )
     assert {i["split"] for i in manifest["images"] if i["source"] == "pseudo"} == {"train"}
     # a second run never overwrites labels silently
-    assert run_main(main, args) == 1
+    assert main(args) == 1
     assert "not empty" in capsys.readouterr().err
