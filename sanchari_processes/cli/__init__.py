@@ -1,4 +1,4 @@
-"""The ``sanchari`` command line: predict, vectorize, serve, inspect models, and train.
+"""The ``sanchari`` command line: predict, vectorize, adapt, serve, inspect models, and train.
 
 One module per command; the options several share are declared once in :mod:`.options`. The
 training tools join as plug-ins (see :mod:`.group`), imported only when used, so ``sanchari
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import click
 
 from sanchari_processes import __version__
+from sanchari_processes.cli.adapt import adapt
 from sanchari_processes.cli.common import iter_inputs, run
 from sanchari_processes.cli.group import SanchariGroup
 from sanchari_processes.cli.model import model_export, model_info, model_init
@@ -31,7 +32,8 @@ def cli() -> None:
     """SANCHARi: extract road centrelines from satellite and aerial imagery."""
 
 
-for _command in (predict, predict_gee, vectorize, model_info, model_init, model_export, serve):
+_COMMANDS = (predict, predict_gee, vectorize, adapt, model_info, model_init, model_export, serve)
+for _command in _COMMANDS:
     cli.add_command(_command)
 
 

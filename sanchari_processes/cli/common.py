@@ -68,9 +68,8 @@ def build_engine(args: EngineArgs) -> Engine:
         if args.weights is not None:
             raise
         raise ModelMissingError(
-            f"{exc.message} — pass --weights PATH or set SANCHARI_WEIGHTS "
-            "(`sanchari model-init -o weights/untrained.safetensors` makes an untrained one "
-            "for testing)"
+            f"{exc.message} — the shipped model is missing from this installation "
+            "(reinstall sanchari-processes), or pass --weights PATH or set SANCHARI_WEIGHTS"
         ) from None
     if engine.metadata.metrics.get("untrained"):
         click.echo(
