@@ -63,7 +63,7 @@ class Roads:
         return self.mask is not None
 
 
-def read_roads(path: Path) -> Roads:
+def read_roads(path: Path, what: str = "roads") -> Roads:
     """Roads from a vector file (lines) or a raster (a road mask, road where > 0)."""
     if path.suffix.lower() in RASTER_SUFFIXES:
         return _read_mask(path)
@@ -72,8 +72,10 @@ def read_roads(path: Path) -> Roads:
     try:
         meta, _, wkb, _ = pyogrio.raw.read(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
-        raise InvalidInputError(f"roads: cannot read {path.name}: {_first_line(exc)}") from None
+        raise InvalidInputError(f"{what}: cannot read {path.name}: {_first_line(exc)}") from None
     geoms = tuple(g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty)
+    if not geoms:
+        raise InvalidInputError(f"{what}: no geometry in {path.name}")
     return Roads(lines=geoms, crs=_crs(meta.get("crs"), path.name))
 
 
@@ -91,12 +93,15 @@ def roads_from_geojson(collection: Any) -> Roads:
         geoms = tuple(shapely.geometry.shape(g) for g in items if g)
     except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
         raise InvalidInputError(f"roads: not valid GeoJSON geometry ({exc})") from None
-    return Roads(lines=tuple(g for g in geoms if not g.is_empty), crs=CRS.from_epsg(4326))
+    lines = tuple(g for g in geoms if not g.is_empty)
+    if not lines:
+        raise InvalidInputError("roads: no line in the GeoJSON")
+    return Roads(lines=lines, crs=CRS.from_epsg(4326))
 
 
 def read_area(path: Path) -> tuple[tuple[shapely.Geometry, ...], CRS | None]:
     """Polygons where the roads are complete (any vector format, any CRS)."""
-    roads = read_roads(path)
+    roads = read_roads(path, "area")
     if roads.is_mask:
         raise InvalidInputError("area: expected polygons in a vector file, not a raster")
     return roads.lines, roads.crs

@@ -1,0 +1,88 @@
+"""The guarded adaptation end to end on the tiny model: a model folder, its card, the verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sanchari_processes.adapt.labels import read_roads, roads_from_geojson
+from sanchari_processes.adapt.run import AdaptConfig, adapt
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.engine.build import EngineOptions, build_engine
+from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference.metadata import file_sha256, read_metadata
+
+FAST = {"steps": 3, "crop": 64, "batch": 2, "minutes": 0.5, "tta": "none", "block_m": 32.0}
+
+
+def test_adapting_writes_a_model_with_its_card(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    image, roads = scene
+    out = tmp_path / "model"
+    result = adapt(
+        [image], read_roads(roads), out, weights=tiny_checkpoint, config=AdaptConfig(**FAST)
+    )
+    meta = read_metadata(out)
+    report = meta.metrics["adaptation"]
+    assert meta.model_id == result.model_id and report["parent"]["model_id"] == "tiny-test"
+    assert report["verdict"].split(":")[0] in {"adapted", "recalibrated"}
+    assert report["cross_validation"]["steps"] == [3, 3]
+    assert 0.0 <= meta.threshold <= 1.0 and meta.threshold == report["threshold"]
+    assert report["data"]["labelled_km2"] > 0 and 0 < report["data"]["road_share"] < 0.5
+    card = (out / "MODEL_CARD.md").read_text()
+    assert result.model_id in card and "out of fold" in card
+    engine = build_engine(EngineOptions(out, InferenceConfig(tta="none", patch_size=64)))
+    assert engine.vectorize.threshold == meta.threshold  # extraction runs at the region's threshold
+
+
+def test_a_fine_tune_that_does_not_win_is_not_shipped(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    image, roads = scene
+    config = AdaptConfig(**{**FAST, "min_gain": 1.0})  # nothing gains a whole IoU
+    adapt([image], read_roads(roads), tmp_path / "m", weights=tiny_checkpoint, config=config)
+    meta = read_metadata(tmp_path / "m")
+    assert meta.metrics["adaptation"]["verdict"].startswith("recalibrated")
+    assert meta.threshold == meta.metrics["adaptation"]["recalibrated"]["threshold"]
+    assert meta.weights_sha256 == file_sha256(tiny_checkpoint)  # the base weights, unchanged
+
+
+def test_recalibration_only(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    image, roads = scene
+    config = AdaptConfig(**{**FAST, "finetune": False})
+    adapt(
+        [image],
+        read_roads(roads),
+        tmp_path / "m",
+        weights=tiny_checkpoint,
+        config=config,
+        name="mine",
+    )
+    meta = read_metadata(tmp_path / "m")
+    assert meta.model_id == "mine" and "cross_validation" not in meta.metrics["adaptation"]
+    assert json.loads((tmp_path / "m" / "mine.json").read_text())["threshold"] == meta.threshold
+
+
+def test_roads_that_miss_the_imagery(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    far = {"type": "LineString", "coordinates": [[100.0, 10.0], [100.01, 10.01]]}
+    with pytest.raises(InvalidInputError, match="too few labelled pixels"):
+        adapt(
+            [scene[0]],
+            roads_from_geojson(far),
+            tmp_path / "m",
+            weights=tiny_checkpoint,
+            config=AdaptConfig(**FAST),
+        )
+
+
+@pytest.mark.parametrize("bad", [{"minutes": 0.1}, {"minutes": 500}, {"road_width_m": 0}])
+def test_budgets_and_widths_out_of_range(bad: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        AdaptConfig(**bad)
