@@ -232,8 +232,10 @@ def _guarded_finetune(
         for r in regions
     ]
     inputs = [base.prepare(r.raw, r.valid)[0] for r in regions]
-    adapted, held_base = [], []
-    models, steps = [], []
+    adapted: list[tuple[np.ndarray, np.ndarray]] = []
+    held_base: list[tuple[np.ndarray, np.ndarray]] = []
+    models: list[Any] = []
+    steps: list[int] = []
     for fold in (0, 1):
         train = [
             TrainRegion(x, fold_labels(r.labels, f, fold))

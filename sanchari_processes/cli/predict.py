@@ -81,7 +81,11 @@ def predict(
     with contextlib.ExitStack() as stack:
         blocks = _cluster_blocks(stack, dask_scheduler, engine) if dask_scheduler else None
         for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
-            target = output if output is not None else out_dir / f"{path.stem}.geojson"
+            if output is not None:
+                target = output
+            else:
+                assert out_dir is not None  # one of the two is required, checked above
+                target = out_dir / f"{path.stem}.geojson"
             n = predict_one(path, target, built, band_list, gsd, show, extras=extras, blocks=blocks)
             click.echo(f"{path.name}: {n} road segments → {target}", err=True)
 

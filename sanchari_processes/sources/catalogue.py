@@ -267,7 +267,7 @@ class Catalogue:
             transform=transform,
             width=width,
             height=height,
-            bounds_wgs84=tuple(float(v) for v in clipped.bounds),
+            bounds_wgs84=_four(clipped.bounds),
             root=self.root,
         )
 
@@ -406,3 +406,9 @@ def _reproject_polygon(polygon: Polygon, transformer: Transformer) -> Polygon:
     coords = np.asarray(dense.exterior.coords)
     xs, ys = transformer.transform(coords[:, 0], coords[:, 1])
     return Polygon(np.column_stack([xs, ys]))
+
+
+def _four(bounds: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """A shapely ``bounds`` tuple as plain floats (west, south, east, north)."""
+    west, south, east, north = (float(v) for v in bounds)
+    return west, south, east, north

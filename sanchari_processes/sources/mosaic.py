@@ -94,7 +94,7 @@ def materialise(plan: WindowPlan, workdir: Path) -> Path:
                     )
                 datasets.append(ds)
             first = datasets[0]
-            kwds = {"compress": "deflate"}
+            kwds: dict[str, object] = {"compress": "deflate"}
             if plan.width >= 256 and plan.height >= 256:
                 kwds.update(tiled=True, blockxsize=256, blockysize=256)
             merge(
