@@ -90,7 +90,7 @@ def build_predictor(options: EngineOptions) -> Predictor:
         icfg,
         device=cast(DeviceName, device),
         backend=cast(BackendName, runner.name),
-        batch_size=batch,  # type: ignore[arg-type]
+        batch_size=batch,
     )
     return Predictor(runner, metadata, resolved)
 

@@ -8,6 +8,7 @@ the vectorizer reads tile by tile.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class ProbabilityMap:
         h, w = prob.shape
         self.array[row : row + h, col : col + w] = np.rint(np.clip(prob, 0.0, 1.0) * 255.0)
 
-    def iter_blocks(self, size: int = 2048):
+    def iter_blocks(self, size: int = 2048) -> Iterator[tuple[Window, np.ndarray]]:
         """Row-major blocks ``(window, uint8 array)`` for streaming writers."""
         rows, cols = self.shape
         for r in range(0, rows, size):

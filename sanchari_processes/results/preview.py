@@ -6,6 +6,7 @@ at most ``max_side``), so a preview of a huge raster costs little memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from rasterio.windows import Window
 
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.sources.raster import RasterSource
+
+Convert = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 ROAD_COLOUR = (255, 40, 40)
 NODE_COLOUR = (255, 230, 0)
@@ -47,7 +50,7 @@ def render_preview(
     return path
 
 
-def _to_pixel(source: RasterSource, transform: Affine, collection: dict):
+def _to_pixel(source: RasterSource, transform: Affine, collection: dict) -> Convert:
     """Map the collection's coordinates to preview pixels (lon/lat or raw pixel coordinates)."""
     inverse = ~transform
     if source.crs is None or collection.get("sanchari:coordinates") == "pixel":
