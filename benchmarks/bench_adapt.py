@@ -90,12 +90,18 @@ def one_run(name: str, image: Path, roads_path: Path, side: str, seed: int, minu
     score_area = half_polygon(width, height, score_side, region.grid.transform)
     crs = region.grid.crs
     truth_ignore = 0.0 if roads.is_mask else 2.0  # a mask is scored as drawn; lines +-2 m
-    truth = label_grid(roads, region.grid, region.valid, ignore_m=truth_ignore, area=((score_area,), crs))
+    truth = label_grid(
+        roads, region.grid, region.valid, ignore_m=truth_ignore, area=((score_area,), crs)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.monotonic()
         result = adapt(
-            [image], roads, Path(tmp) / "model", weights=SHIPPED_WEIGHTS,
-            config=AdaptConfig(minutes=minutes, seed=seed), area=((train_area,), crs),
+            [image],
+            roads,
+            Path(tmp) / "model",
+            weights=SHIPPED_WEIGHTS,
+            config=AdaptConfig(minutes=minutes, seed=seed),
+            area=((train_area,), crs),
         )
         seconds = time.monotonic() - start
         adapted = build_engine(EngineOptions(result.folder, InferenceConfig())).predictor
@@ -104,12 +110,19 @@ def one_run(name: str, image: Path, roads_path: Path, side: str, seed: int, minu
     report = result.report
     gsd = region.grid.gsd_m
     row = {
-        "scene": name, "train_half": side, "seed": seed, "seconds": round(seconds, 1),
+        "scene": name,
+        "train_half": side,
+        "seed": seed,
+        "seconds": round(seconds, 1),
         "verdict": report["verdict"].split(":")[0],
         "shipped": scores(base_prob, base.metadata.threshold, truth, gsd),
         "recalibrated": scores(base_prob, report["recalibrated"]["threshold"], truth, gsd),
         "adapted": scores(adapted_prob, adapted.metadata.threshold, truth, gsd),
-        "thresholds": [base.metadata.threshold, report["recalibrated"]["threshold"], adapted.metadata.threshold],
+        "thresholds": [
+            base.metadata.threshold,
+            report["recalibrated"]["threshold"],
+            adapted.metadata.threshold,
+        ],
         "cv": report.get("cross_validation"),
     }
     return row
@@ -136,7 +149,8 @@ def main() -> int:
                 row = one_run(name, image, roads, side, seed, args.minutes)
                 rows.append(row)
                 print(
-                    f"{name:6s} train {side:5s} seed {seed}: IoU shipped {row['shipped']['iou']:.3f} "
+                    f"{name:6s} train {side:5s} seed {seed}: "
+                    f"IoU shipped {row['shipped']['iou']:.3f} "
                     f"recal {row['recalibrated']['iou']:.3f} adapted {row['adapted']['iou']:.3f} | "
                     f"APLS {row['shipped']['apls']:.3f} {row['recalibrated']['apls']:.3f} "
                     f"{row['adapted']['apls']:.3f} | {row['verdict']} in {row['seconds']:.0f} s "
@@ -155,7 +169,11 @@ def _table(rows: list[dict]) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(r["scene"] for r in rows):
         mine = [r for r in rows if r["scene"] == name]
-        means = [np.mean([r[k][m] for r in mine]) for m in ("iou", "apls") for k in ("shipped", "recalibrated", "adapted")]
+        means = [
+            np.mean([r[k][m] for r in mine])
+            for m in ("iou", "apls")
+            for k in ("shipped", "recalibrated", "adapted")
+        ]
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in means) + " |")
 
 
