@@ -390,7 +390,7 @@ def predict_gee(
     import os
     from datetime import date
 
-    from sanchari_processes.service.config import DEFAULT_MAX_PIXELS
+    from sanchari_processes.service.settings import DEFAULT_MAX_PIXELS
     from sanchari_processes.sources import gee
 
     if (points is None) == (lat is None and lon is None):

@@ -13,7 +13,7 @@ from flask import Flask
 
 from sanchari_processes.errors import SettingsError
 from sanchari_processes.service.app import create_app
-from sanchari_processes.service.config import ManagerSettings
+from sanchari_processes.service.settings import ManagerSettings
 from tests.service_fixtures import service_config, ticking_runner, wait_for_job
 
 EXECUTE = "/processes/road-extraction/execution"

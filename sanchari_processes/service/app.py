@@ -25,10 +25,10 @@ from pygeoapi.util import yaml_load
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
-from sanchari_processes.service.execution import ResultFile
 from sanchari_processes.service.executor import Runner
 from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
 from sanchari_processes.service.openapi import openapi_document
+from sanchari_processes.service.requests import ResultFile
 
 LOGGER = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sanchari_processes.service.config import ManagerSettings
 from sanchari_processes.service.executor import (
     JobExecutor,
     JobListener,
     LocalProcessPool,
     Runner,
 )
+from sanchari_processes.service.settings import ManagerSettings
 
 Builder = Callable[[ManagerSettings, JobListener, Runner], JobExecutor]
 

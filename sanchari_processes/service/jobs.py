@@ -19,7 +19,7 @@ from typing import Any
 
 from sanchari_processes.inputs import RequestOptions
 from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
-from sanchari_processes.service.config import EngineSettings
+from sanchari_processes.service.settings import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
 
 RESULT_NAME = "roads.geojson"

@@ -55,15 +55,6 @@ from sanchari_processes.errors import (
 from sanchari_processes.errors import JobNotFoundError as SanchariJobNotFound
 from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.callbacks import CallbackNotifier
-from sanchari_processes.service.config import ManagerSettings
-from sanchari_processes.service.execution import (
-    Answer,
-    Execution,
-    ResultFile,
-    execution_from_dict,
-    results_answer,
-    results_document,
-)
 from sanchari_processes.service.executor import (
     JobExecutor,
     JobFailure,
@@ -79,6 +70,15 @@ from sanchari_processes.service.process import (
     SanchariProcessor,
     SanchariProcessorError,
 )
+from sanchari_processes.service.requests import (
+    Answer,
+    Execution,
+    ResultFile,
+    execution_from_dict,
+    results_answer,
+    results_document,
+)
+from sanchari_processes.service.settings import ManagerSettings
 from sanchari_processes.service.status import job_document
 from sanchari_processes.service.store import (
     INTERRUPTED,
@@ -337,7 +337,7 @@ class SanchariManager(BaseManager):
         requested_response: str | None = "raw",
     ) -> tuple[str, str, Any, JobStatus, dict[str, str] | None]:
         """pygeoapi's manager interface (our own execute handler calls :meth:`run`)."""
-        from sanchari_processes.service.execution import parse_execution
+        from sanchari_processes.service.requests import parse_execution
 
         try:
             body: dict[str, Any] = {"outputs": requested_outputs, "response": requested_response}
