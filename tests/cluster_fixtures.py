@@ -50,7 +50,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
     factory = sqlite
     if request.param == "postgresql":
-        from sanchari_processes.service.store_pg import PostgresJobStore
+        from sanchari_processes.service.store.postgresql import PostgresJobStore
 
         url = request.getfixturevalue("pg_url")
 
