@@ -31,7 +31,7 @@ from flask.testing import FlaskClient
 from pyproj import Transformer
 
 from sanchari_processes.service.app import DEFAULT_CONFIG, create_app, load_config
-from sanchari_processes.service.executor import JobFailure
+from sanchari_processes.service.executors.base import JobFailure
 from tests.synthetic import road_image, write_geotiff
 
 #: The UTM test scene: 256 x 256 px at 0.5 m, top-left corner (500000, 4649776) in EPSG:32633.

@@ -25,7 +25,7 @@ from pygeoapi.util import yaml_load
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
-from sanchari_processes.service.executor import Runner
+from sanchari_processes.service.executors.base import Runner
 from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
 from sanchari_processes.service.openapi import openapi_document
 from sanchari_processes.service.requests import ResultFile

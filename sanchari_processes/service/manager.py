@@ -2,10 +2,11 @@
 
 It replaces pygeoapi's stock managers where they fall short: inputs are validated and the job
 planned before a job exists; jobs (sync and async) run in a bounded pool of worker processes
-(:mod:`~sanchari_processes.service.executor`) or on a Dask cluster, never in a thread of the web
-server; progress comes from the engine, with its stage; DELETE stops a running job and removes
-its files; errors keep their HTTP status and OGC code, and our own bugs answer 500 without
-internals. Jobs live in SQLite (one server per jobs folder) or PostgreSQL (shared by servers).
+(:mod:`~sanchari_processes.service.executors.local`) or on a Dask cluster, never in a thread of
+the web server; progress comes from the engine, with its stage; DELETE stops a running job and
+removes its files; errors keep their HTTP status and OGC code, and our own bugs answer 500
+without internals. Jobs live in SQLite (one server per jobs folder) or PostgreSQL (shared by
+servers).
 
 Web threads never wait on the network or without limit: remote headers are read by a small
 planning pool, synchronous executions are capped in number (:meth:`SanchariManager.start`'s
@@ -55,7 +56,8 @@ from sanchari_processes.errors import (
 from sanchari_processes.errors import JobNotFoundError as SanchariJobNotFound
 from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.callbacks import CallbackNotifier
-from sanchari_processes.service.executor import (
+from sanchari_processes.service.executors import make_executor
+from sanchari_processes.service.executors.base import (
     JobExecutor,
     JobFailure,
     Runner,
@@ -64,7 +66,6 @@ from sanchari_processes.service.executor import (
     owner_alive,
     release_owner,
 )
-from sanchari_processes.service.executor_factory import make_executor
 from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, read_manifest, run_road_job
 from sanchari_processes.service.process import (
     SanchariProcessor,
