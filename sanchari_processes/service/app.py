@@ -26,9 +26,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
 from sanchari_processes.service.executors.base import Runner
-from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
+from sanchari_processes.service.manager import SanchariManager
 from sanchari_processes.service.openapi import openapi_document
 from sanchari_processes.service.requests import ResultFile
+from sanchari_processes.service.sync import CLIENT_GONE
 
 LOGGER = logging.getLogger(__name__)
 

@@ -191,8 +191,7 @@ def _crash(app: Flask) -> None:
     """What other servers see of a crash: the heartbeat stops, the workers die, the job
     records stay as they were (nothing is shut down cleanly)."""
     manager = _manager(app)
-    manager._stop.set()
-    manager._janitor.join(10)
+    manager._recovery.stop()
     manager._executor.shutdown()
 
 
