@@ -59,6 +59,16 @@ def test_bad_setting_is_one_error_line(tmp_path: Path, env: dict, words: str) ->
     assert not (tmp_path / "jobs" / "jobs.sqlite3").exists()
 
 
+def test_the_start_up_line_is_shown(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path
+) -> None:
+    """The server's one start-up line (an INFO record) reaches the terminal."""
+    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    with running_server(config, tmp_path / "a") as (_proc, url):
+        (log,) = (tmp_path / "a").glob("server-*.log")
+        assert f"SANCHARi OGC API - Processes at {url} (config " in log.read_text()
+
+
 def _submit(url: str, n: int) -> list[str]:
     body = {"inputs": {"image": "utm.tif", "tta": "d4"}}
     headers = {"Prefer": "respond-async"}
