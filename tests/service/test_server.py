@@ -17,14 +17,8 @@ import pytest
 import requests
 
 from sanchari_processes.service.app import DEFAULT_CONFIG
-from tests.service_fixtures import (
-    alive,
-    children_of,
-    free_port,
-    running_server,
-    serve_command,
-    service_config,
-)
+from tests.server_process import alive, children_of, free_port, running_server, serve_command
+from tests.service_fixtures import service_config
 
 EXECUTE = "/processes/road-extraction/execution"
 
