@@ -1,14 +1,13 @@
 """What the service benchmarks share: a synthetic catalogue, a config, a ``sanchari serve``
-process on 127.0.0.1, its worker processes, and a listener that never answers."""
+process on 127.0.0.1 and its worker processes (the tests' :mod:`tests.server_process`), and a
+listener that never answers."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +21,23 @@ from affine import Affine
 
 from sanchari_processes.service.app import DEFAULT_CONFIG, load_config
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.server_process import alive, children_of, serving  # noqa: E402
+
+__all__ = [
+    "EXECUTE",
+    "alive",
+    "children_of",
+    "make_config",
+    "server",
+    "silent_listener",
+    "submit",
+    "summary",
+    "wait_job",
+    "write_scene",
+]
 EXECUTE = "/processes/road-extraction/execution"
 
 
@@ -66,58 +82,11 @@ def make_config(folder: Path, *, workers: int, weights: str | None, **processor:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server(config_path: Path, threads: int = 8, env: dict | None = None) -> Iterator[tuple]:
+def server(
+    config_path: Path, threads: int = 8, env: dict | None = None
+) -> contextlib.AbstractContextManager[tuple]:
     """``sanchari serve`` on a free port; yields (process, URL); stops it afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (config_path.parent / f"server-{port}.log").open("w")
-    cmd = [sys.executable, "-m", "sanchari_processes.cli", "serve", "--port", str(port)]
-    cmd += ["--threads", str(threads), "--config", str(config_path)]
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/conformance", timeout=2).ok:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: see {log.name}")
-            time.sleep(0.2)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    return serving(config_path, threads=threads, env=env, start_timeout_s=120)
 
 
 def wait_job(url: str, job_id: str, timeout: float = 600) -> dict:

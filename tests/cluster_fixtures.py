@@ -9,6 +9,7 @@ throwaway local cluster of two worker processes, so the executor is always teste
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,7 +51,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
     factory = sqlite
     if request.param == "postgresql":
-        from sanchari_processes.service.store_pg import PostgresJobStore
+        from sanchari_processes.service.store.postgresql import PostgresJobStore
 
         url = request.getfixturevalue("pg_url")
 
@@ -68,16 +69,26 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
 @pytest.fixture(scope="session")
 def dask_scheduler() -> Iterator[str]:
-    """The address of a Dask scheduler with two single-threaded worker processes."""
+    """The address of a Dask scheduler with two single-threaded worker processes (a local
+    cluster's scratch space is a temporary folder, removed afterwards)."""
     address = os.environ.get(DASK_ENV)
     if address:
         yield address
         return
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="sanchari-dask-", ignore_cleanup_errors=True) as scratch,
+        dask.config.set({"temporary-directory": scratch}),  # the scheduler's scratch space too
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            local_directory=scratch,
+        ) as cluster,
+    ):
         yield cluster.scheduler_address
 
 

@@ -14,9 +14,6 @@ import io
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +28,7 @@ from flask.testing import FlaskClient
 from pyproj import Transformer
 
 from sanchari_processes.service.app import DEFAULT_CONFIG, create_app, load_config
-from sanchari_processes.service.executor import JobFailure
+from sanchari_processes.service.executors.base import JobFailure
 from tests.synthetic import road_image, write_geotiff
 
 #: The UTM test scene: 256 x 256 px at 0.5 m, top-left corner (500000, 4649776) in EPSG:32633.
@@ -166,7 +163,6 @@ def client(service_app: Flask) -> FlaskClient:
 
 def dying_runner(job: Any, progress: Callable[[float], None]) -> Path:
     """A worker that dies mid-job (as on an out-of-memory kill)."""
-    import os
 
     progress(0.5)
     os._exit(9)
@@ -260,94 +256,6 @@ def very_slow_runner(job: Any, progress: Callable[[float], None]) -> Path:
         progress(step / 600)
         time.sleep(0.1)
     return slow_runner(job, progress)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve_command(config_path: Path, port: int, threads: int = 8) -> list[str]:
-    """``sanchari serve`` on 127.0.0.1:``port`` as a subprocess command line."""
-    return [
-        sys.executable,
-        "-m",
-        "sanchari_processes.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--threads",
-        str(threads),
-        "--config",
-        str(config_path),
-    ]
-
-
-@contextlib.contextmanager
-def running_server(
-    config: dict, folder: Path, env: dict[str, str] | None = None, threads: int = 8
-) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real ``sanchari serve`` process for ``config``; yields (process, base URL)."""
-    import requests
-    import yaml
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "pygeoapi-config.yml"
-    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = folder / f"server-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            serve_command(config_path, port, threads),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if requests.get(f"{url}/conformance", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text())
-                time.sleep(0.2)
-            yield proc, url
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-
-
-def children_of(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def ticking_runner(job: Any, progress: Callable[..., None]) -> Path:

@@ -17,7 +17,8 @@ import pytest
 import rasterio
 import requests
 
-from tests.service_fixtures import running_server, service_config, utm_point
+from tests.server_process import running_server
+from tests.service_fixtures import service_config, utm_point
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "qgis_plugin"

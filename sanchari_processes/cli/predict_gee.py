@@ -164,7 +164,7 @@ class _Batch:
         """Fetch one point's chip, write ``label.geojson`` (and ``label.tif``) and say so."""
         from datetime import date
 
-        from sanchari_processes.service.config import DEFAULT_MAX_PIXELS
+        from sanchari_processes.service.settings import DEFAULT_MAX_PIXELS
         from sanchari_processes.sources import gee
 
         target = self.out_dir / f"{label}.geojson"

@@ -25,15 +25,14 @@ from pygeoapi.util import yaml_load
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
-from sanchari_processes.service.execution import ResultFile
-from sanchari_processes.service.executor import Runner
-from sanchari_processes.service.manager import CLIENT_GONE, SanchariManager
+from sanchari_processes.service.executors.base import Runner
+from sanchari_processes.service.manager import SanchariManager
 from sanchari_processes.service.openapi import openapi_document
+from sanchari_processes.service.requests import ResultFile
+from sanchari_processes.service.sync import CLIENT_GONE
 
 LOGGER = logging.getLogger(__name__)
 
-#: The repository's configuration (used when ``--config`` is not given).
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
 #: HTTP threads kept free of synchronous executions, for status and discovery requests.
 RESERVED_THREADS = 2
 #: ``sanchari serve``'s default number of HTTP threads.

@@ -1,12 +1,16 @@
-"""Job callbacks (an execute request's ``subscriber``), delivered without ever holding a job up.
+"""Job callbacks (an execute request's ``subscriber``): what each says, and its delivery,
+which never holds a job up.
 
-Job events only *enqueue* a callback (a bounded queue; when it is full the callback is dropped
-and logged). One delivery thread POSTs them as JSON through the address guard
-(:mod:`sanchari_processes.netguard`: the same allow-list as remote imagery, checked addresses
-only, connect/read timeouts, a deadline per attempt). A success or failure callback that does
-not get a 2xx answer is tried again later (``retries`` attempts in all, waiting 1, 2, 4 … s);
-in-progress callbacks are tried once, since a newer one follows. Nothing here is persisted: a
-restart forgets callbacks not yet delivered.
+:class:`JobCallbacks` knows which jobs asked for callbacks and composes them from the job's
+record: an in-progress callback (the status document) at most every
+:data:`PROGRESS_CALLBACK_S` per job, then one success (the results document) or failure (the
+OGC exception) callback. Job events only *enqueue* a callback (a bounded queue; when it is full
+the callback is dropped and logged). One delivery thread (:class:`CallbackNotifier`) POSTs them
+as JSON through the address guard (:mod:`sanchari_processes.netguard`: the same allow-list as
+remote imagery, checked addresses only, connect/read timeouts, a deadline per attempt). A
+success or failure callback that does not get a 2xx answer is tried again later (``retries``
+attempts in all, waiting 1, 2, 4 … s); in-progress callbacks are tried once, since a newer one
+follows. Nothing here is persisted: a restart forgets callbacks not yet delivered.
 """
 
 from __future__ import annotations
@@ -17,13 +21,25 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sanchari_processes.errors import SanchariError
+from sanchari_processes.errors import JobNotFoundError, SanchariError
 from sanchari_processes.netguard import BlockedURLError, NetPolicy, request
+from sanchari_processes.service.executors.base import JobFailure
+from sanchari_processes.service.jobs import result_files
+from sanchari_processes.service.requests import Subscriber, results_document, stored_request
+from sanchari_processes.service.status import job_document
+
+if TYPE_CHECKING:
+    from sanchari_processes.service.store import JobStore
 
 LOGGER = logging.getLogger(__name__)
+
+#: Least time between two in-progress callbacks of one job (seconds).
+PROGRESS_CALLBACK_S = 2.0
 
 
 @dataclass(order=True)
@@ -151,3 +167,78 @@ class CallbackNotifier:
             return f"error: {exc.message}", True
         status = str(response.status)
         return status, not status.startswith("2") and response.status not in (400, 404, 410)
+
+
+class JobCallbacks:
+    """The callbacks of the jobs that asked for them, composed from their records (state: the
+    subscribers by job, and when each last had an in-progress callback); :attr:`notifier`
+    delivers them. ``store()`` and ``base_url()`` give the manager's store and public URL."""
+
+    def __init__(
+        self,
+        notifier: CallbackNotifier,
+        store: Callable[[], JobStore],
+        base_url: Callable[[], str],
+    ) -> None:
+        self.notifier = notifier
+        self._store = store
+        self._base_url = base_url
+        self._subscribers: dict[str, dict] = {}
+        self._last_progress: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.notifier.start()
+
+    def stop(self) -> None:
+        self.notifier.stop()
+
+    def subscribe(self, job_id: str, subscriber: Subscriber | None) -> None:
+        """Send ``job_id``'s callbacks to ``subscriber`` (none: nothing to send)."""
+        if subscriber is not None:
+            self._subscribers[job_id] = subscriber.to_dict()
+
+    def forget(self, job_id: str) -> None:
+        """Send no more callbacks for ``job_id``."""
+        self._subscribers.pop(job_id, None)
+        self._last_progress.pop(job_id, None)
+
+    def progress(self, job_id: str, *, force: bool = False) -> None:
+        """An in-progress callback, at most every few seconds per job (queued, never waited)."""
+        uri = self._subscribers.get(job_id, {}).get("inProgressUri")
+        if not uri:
+            return
+        moment = time.monotonic()
+        if not force and moment - self._last_progress.get(job_id, 0.0) < PROGRESS_CALLBACK_S:
+            return
+        self._last_progress[job_id] = moment
+        try:
+            record = self._store().get(job_id)
+        except JobNotFoundError:
+            return
+        self.notifier.send(uri, job_document(self._base_url(), record), retry=False)
+
+    def final(self, job_id: str) -> None:
+        """The success (results document) or failure (exception) callback of a finished job."""
+        subscriber = self._subscribers.pop(job_id, None)
+        self._last_progress.pop(job_id, None)
+        if not subscriber:
+            return
+        try:
+            record = self._store().get(job_id)
+            if record["status"] == "successful":
+                _, execution = stored_request(record.get("inputs"), self.notifier.policy)
+                files = result_files(Path(record["location"]))
+                document = results_document(execution, files, self._base_url(), job_id)
+                self.notifier.send(subscriber.get("successUri"), document)
+            elif record["status"] == "failed":
+                error = record.get("error") or JobFailure.internal().to_dict()
+                exception = {
+                    "type": error["code"],
+                    "code": error["code"],
+                    "status": error["status"],
+                    "description": error["message"],
+                    "jobID": job_id,
+                }
+                self.notifier.send(subscriber.get("failedUri"), exception)
+        except (SanchariError, OSError, ValueError):
+            LOGGER.exception("callback for job %s could not be prepared", job_id)

@@ -29,8 +29,8 @@ from pygeoapi.process.base import (
 from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
 
 from sanchari_processes.errors import InvalidInputError, SanchariError
-from sanchari_processes.service.execution import Answer as ExecAnswer
-from sanchari_processes.service.execution import parse_execution
+from sanchari_processes.service.requests import Answer as ExecAnswer
+from sanchari_processes.service.requests import parse_execution
 from sanchari_processes.service.status import job_document
 from sanchari_processes.service.store import STATUSES
 
@@ -152,7 +152,7 @@ def body_problem(body: Any) -> str | None:
 def execute(api: API, request: APIRequest, process_id: str) -> Answer:
     """Run a process: the body checked first; async answers 201 with the job's status document
     and ``Location``, sync answers with the results as the request asked for them
-    (:mod:`~sanchari_processes.service.execution`), without ``Location`` (sync jobs are not
+    (:mod:`~sanchari_processes.service.requests`), without ``Location`` (sync jobs are not
     kept, unless an output is by reference)."""
     manager = api.manager
     if process_id not in manager.processes:

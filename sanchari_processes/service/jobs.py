@@ -19,7 +19,8 @@ from typing import Any
 
 from sanchari_processes.inputs import RequestOptions
 from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
-from sanchari_processes.service.config import EngineSettings
+from sanchari_processes.service.requests import ResultFile
+from sanchari_processes.service.settings import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
 
 RESULT_NAME = "roads.geojson"
@@ -158,3 +159,13 @@ def read_manifest(location: Path) -> dict[str, dict[str, str]]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"roads": {"file": Path(location).name, "mediaType": RESULT_MIMETYPE}}
+
+
+def result_files(location: Path) -> dict[str, ResultFile]:
+    """A successful job's output files by output id (``location``: its main result file)."""
+    location = Path(location).absolute()  # a relative jobs folder is the CWD's
+    return {
+        key: ResultFile(location.parent / entry["file"], entry["mediaType"])
+        for key, entry in read_manifest(location).items()
+        if key in OUTPUTS and "/" not in entry["file"]
+    }

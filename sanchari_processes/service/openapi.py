@@ -3,8 +3,9 @@
 pygeoapi's generator lists endpoints this service does not serve (``/collections``) and points
 its ``$ref``s at schemas.opengis.net, so the document cannot be validated or fuzzed offline.
 Here the OGC API - Processes Part 1 schemas the service answers with are bundled (the subset
-it uses, written from the standard's schema files), each process's execute request carries
-its real input schema, and pygeoapi contributes only the ``info`` and ``servers`` blocks.
+it uses, written from the standard's schema files, in ``openapi_schemas.yaml`` beside this
+module), each process's execute request carries its real input schema, and pygeoapi contributes
+only the ``info`` and ``servers`` blocks.
 
 Regenerate ``openapi.yml`` after changing ``pygeoapi-config.yml``::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,235 +35,19 @@ HTML = "text/html"
 JSON = "application/json"
 _ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
 
-#: The OGC API - Processes Part 1 (1.0) schemas the service's answers use.
-SCHEMAS: dict[str, Any] = {
-    "link": {
-        "type": "object",
-        "required": ["href"],
-        "properties": {
-            "href": {"type": "string"},
-            "rel": {"type": "string"},
-            "type": {"type": "string"},
-            "hreflang": {"type": "string"},
-            "title": {"type": "string"},
-        },
-    },
-    "exception": {
-        "type": "object",
-        "description": "An OGC exception (RFC 7807 members); `code` repeats `type`.",
-        "required": ["type"],
-        "properties": {
-            "type": {"type": "string"},
-            "code": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "description": {"type": "string"},
-            "instance": {"type": "string"},
-        },
-    },
-    "landingPage": {
-        "type": "object",
-        "required": ["links"],
-        "properties": {
-            "title": {"type": "string"},
-            "description": {"type": "string"},
-            "links": {"type": "array", "items": _ref("link")},
-        },
-    },
-    "confClasses": {
-        "type": "object",
-        "required": ["conformsTo"],
-        "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}},
-    },
-    "processSummary": {
-        "type": "object",
-        "required": ["id", "version"],
-        "properties": {
-            "id": {"type": "string"},
-            "version": {"type": "string"},
-            "title": {"type": "string"},
-            "description": {"type": "string"},
-            "keywords": {"type": "array", "items": {"type": "string"}},
-            "jobControlOptions": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["sync-execute", "async-execute", "dismiss"]},
-            },
-            "outputTransmission": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["value", "reference"]},
-            },
-            "links": {"type": "array", "items": _ref("link")},
-        },
-    },
-    "processList": {
-        "type": "object",
-        "required": ["processes", "links"],
-        "properties": {
-            "processes": {"type": "array", "items": _ref("processSummary")},
-            "links": {"type": "array", "items": _ref("link")},
-        },
-    },
-    "process": {
-        "allOf": [
-            _ref("processSummary"),
-            {
-                "type": "object",
-                "properties": {
-                    "inputs": {"type": "object", "additionalProperties": {"type": "object"}},
-                    "outputs": {"type": "object", "additionalProperties": {"type": "object"}},
-                },
-            },
-        ]
-    },
-    "statusInfo": {
-        "type": "object",
-        "required": ["jobID", "status", "type"],
-        "properties": {
-            "processID": {"type": "string"},
-            "type": {"type": "string", "enum": ["process"]},
-            "jobID": {"type": "string"},
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "message": {"type": "string"},
-            "created": {"type": "string", "format": "date-time"},
-            "started": {"type": "string", "format": "date-time"},
-            "finished": {"type": "string", "format": "date-time"},
-            "updated": {"type": "string", "format": "date-time"},
-            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "links": {"type": "array", "items": _ref("link")},
-        },
-    },
-    "jobList": {
-        "type": "object",
-        "required": ["jobs", "links"],
-        "properties": {
-            "jobs": {"type": "array", "items": _ref("statusInfo")},
-            "links": {"type": "array", "items": _ref("link")},
-            "numberMatched": {"type": "integer", "minimum": 0},
-            "numberReturned": {"type": "integer", "minimum": 0},
-        },
-    },
-    "subscriber": {
-        "type": "object",
-        "description": "Callback URLs (public addresses unless allow-listed).",
-        "required": ["successUri"],
-        "properties": {
-            "successUri": {"type": "string", "format": "uri"},
-            "inProgressUri": {"type": "string", "format": "uri"},
-            "failedUri": {"type": "string", "format": "uri"},
-        },
-        "additionalProperties": False,
-    },
-    "featureCollection": {
-        "type": "object",
-        "description": "GeoJSON FeatureCollection of road centrelines (EPSG:4326).",
-        "required": ["type", "features"],
-        "properties": {
-            "type": {"type": "string", "enum": ["FeatureCollection"]},
-            "features": {"type": "array", "items": {"type": "object"}},
-            "sanchari": {"type": "object", "description": "provenance of the run"},
-        },
-    },
-    "results": {
-        "type": "object",
-        "description": "The outputs as a document (`response: document`): each inline "
-        "(`value`, with `mediaType`; binary formats base64 with `encoding`) or a link.",
-        "additionalProperties": {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "required": ["value"],
-                    "properties": {
-                        "value": {},
-                        "mediaType": {"type": "string"},
-                        "encoding": {"type": "string"},
-                    },
-                },
-                _ref("link"),
-            ]
-        },
-    },
-}
+#: The static schemas, responses and parameters: a data file of this package.
+COMPONENTS_FILE = "openapi_schemas.yaml"
 
-_EXCEPTION = {
-    "application/json": {"schema": _ref("exception")},
-    HTML: {"schema": {"type": "string"}},
-}
-RESPONSES: dict[str, Any] = {
-    "default": {"description": "An OGC exception", "content": _EXCEPTION},
-    "NotFound": {"description": "No such resource", "content": _EXCEPTION},
-}
 
-PARAMETERS: dict[str, Any] = {
-    "f": {
-        "name": "f",
-        "in": "query",
-        "required": False,
-        "description": "Response format (default: JSON).",
-        "schema": {"type": "string", "enum": ["json", "html"]},
-        "style": "form",
-        "explode": False,
-    },
-    "limit": {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "description": "Items per page (larger values are cut to the server's maximum).",
-        "schema": {"type": "integer", "minimum": 1},
-        "style": "form",
-        "explode": False,
-    },
-    "offset": {
-        "name": "offset",
-        "in": "query",
-        "required": False,
-        "description": "Index of the first item (jobs are listed newest first).",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
-        "style": "form",
-        "explode": False,
-    },
-    "status": {
-        "name": "status",
-        "in": "query",
-        "required": False,
-        "description": "Only jobs with one of these statuses.",
-        "schema": {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}},
-        "style": "form",
-        "explode": False,
-    },
-    "type": {
-        "name": "type",
-        "in": "query",
-        "required": False,
-        "description": "Only jobs of these types (this server has `process` jobs).",
-        "schema": {"type": "array", "items": {"type": "string", "enum": ["process"]}},
-        "style": "form",
-        "explode": False,
-    },
-    "processID": {
-        "name": "processID",
-        "in": "query",
-        "required": False,
-        "description": "Only jobs of these processes.",
-        "schema": {"type": "array", "items": {"type": "string"}},
-        "style": "form",
-        "explode": False,
-    },
-    "outputId": {
-        "name": "outputId",
-        "in": "path",
-        "required": True,
-        "description": "Output identifier",
-        "schema": {"type": "string", "enum": list(OUTPUTS)},
-    },
-    "jobId": {
-        "name": "jobId",
-        "in": "path",
-        "required": True,
-        "description": "Job identifier",
-        "schema": {"type": "string"},
-    },
-}
+def components() -> dict[str, Any]:
+    """``components`` of the document: the OGC API - Processes Part 1 (1.0) schemas the
+    service's answers use (:data:`COMPONENTS_FILE`), with the job statuses and output ids."""
+    path = resources.files("sanchari_processes.service") / COMPONENTS_FILE
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["schemas"]["statusInfo"]["properties"]["status"]["enum"] = list(STATUSES)
+    data["parameters"]["status"]["schema"]["items"]["enum"] = list(STATUSES)
+    data["parameters"]["outputId"]["schema"]["enum"] = list(OUTPUTS)
+    return data
 
 
 def _p(name: str) -> dict[str, str]:
@@ -515,11 +301,7 @@ def openapi_document(config: dict) -> dict[str, Any]:
         "servers": base["servers"],
         "tags": tags,
         "paths": _paths(processes),
-        "components": {
-            "schemas": copy.deepcopy(SCHEMAS),
-            "responses": copy.deepcopy(RESPONSES),
-            "parameters": copy.deepcopy(PARAMETERS),
-        },
+        "components": components(),
     }
 
 

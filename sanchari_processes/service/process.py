@@ -29,8 +29,8 @@ from sanchari_processes import __version__
 from sanchari_processes.errors import InternalError, SanchariError
 from sanchari_processes.inputs import RequestOptions, engine_inputs, make_validator, validate
 from sanchari_processes.results import OUTPUTS
-from sanchari_processes.service.config import ProcessSettings
 from sanchari_processes.service.jobs import RESULT_MIMETYPE, ROADS_ONLY, RoadJob, run_road_job
+from sanchari_processes.service.settings import ProcessSettings
 from sanchari_processes.sources.gee import NAIP
 from sanchari_processes.sources.registry import build_sources, choose, source_inputs
 

@@ -72,6 +72,17 @@ def _ogc_error_task() -> type:
     return OgcErrorTask
 
 
+def show_server_log() -> None:
+    """This module's INFO lines (the start-up line) through whatever level the configuration's
+    ``logging`` block sets for the rest, and onto stderr when no handler is configured."""
+    LOGGER.setLevel(logging.INFO)
+    if logging.getLogger().handlers or LOGGER.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    LOGGER.addHandler(handler)
+
+
 def serve(config_path: Path, host: str, port: int, url: str | None, threads: int) -> None:
     """Run until interrupted (Ctrl-C or SIGTERM), then stop the workers cleanly."""
     import waitress.server
@@ -109,7 +120,8 @@ def serve(config_path: Path, host: str, port: int, url: str | None, threads: int
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    LOGGER.warning(
+    show_server_log()
+    LOGGER.info(
         "SANCHARi OGC API - Processes at %s (config %s)", config["server"]["url"], config_path
     )
     try:

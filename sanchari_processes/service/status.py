@@ -1,9 +1,13 @@
-"""A job's OGC ``statusInfo`` document (the status endpoint, job lists and callbacks)."""
+"""A job's OGC ``statusInfo`` document (the status endpoint, job lists and callbacks), and a
+failed job's error."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from sanchari_processes.errors import JobNotFoundError, SanchariError
+from sanchari_processes.service.executors.base import JobFailure
 
 JSON = "application/json"
 RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
@@ -34,3 +38,14 @@ def job_document(base_url: str, record: Mapping[str, Any]) -> dict[str, Any]:
             }
         )
     return doc
+
+
+def failure_error(record: Mapping[str, Any]) -> SanchariError:
+    """The stored failure of a job as the error its execute request answers with."""
+    if record["status"] == "dismissed":
+        return JobNotFoundError("the job was dismissed before it finished")
+    failure = record.get("error") or JobFailure.internal().to_dict()
+    error = SanchariError(failure["message"])
+    error.ogc_code = failure["code"]
+    error.http_status = int(failure["status"])
+    return error

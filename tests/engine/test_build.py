@@ -11,7 +11,7 @@ from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, Inference
 from sanchari_processes.engine.build import EngineOptions, build_engine, clear_runner_cache
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inputs import RequestOptions
-from sanchari_processes.service.config import ProcessSettings
+from sanchari_processes.service.settings import ProcessSettings
 
 
 @pytest.fixture

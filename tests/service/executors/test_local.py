@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sanchari_processes.errors import QueueFullError
-from sanchari_processes.service.executor import JobFailure, LocalProcessPool
+from sanchari_processes.service.executors.base import JobFailure
+from sanchari_processes.service.executors.local import LocalProcessPool
 from tests.service_fixtures import FakeJob, Recorder, dying_runner, slow_runner
 
 

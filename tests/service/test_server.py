@@ -17,14 +17,8 @@ import pytest
 import requests
 
 from sanchari_processes.service.app import DEFAULT_CONFIG
-from tests.service_fixtures import (
-    alive,
-    children_of,
-    free_port,
-    running_server,
-    serve_command,
-    service_config,
-)
+from tests.server_process import alive, children_of, free_port, running_server, serve_command
+from tests.service_fixtures import service_config
 
 EXECUTE = "/processes/road-extraction/execution"
 
@@ -57,6 +51,16 @@ def test_bad_setting_is_one_error_line(tmp_path: Path, env: dict, words: str) ->
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and words in lines[0]
     assert not (tmp_path / "jobs" / "jobs.sqlite3").exists()
+
+
+def test_the_start_up_line_is_shown(
+    tmp_path: Path, catalogue_dir: Path, tiny_checkpoint: Path
+) -> None:
+    """The server's one start-up line (an INFO record) reaches the terminal."""
+    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    with running_server(config, tmp_path / "a") as (_proc, url):
+        (log,) = (tmp_path / "a").glob("server-*.log")
+        assert f"SANCHARi OGC API - Processes at {url} (config " in log.read_text()
 
 
 def _submit(url: str, n: int) -> list[str]:

@@ -106,6 +106,19 @@ def parse_execution(body: Mapping[str, Any], policy: NetPolicy) -> Execution:
     )
 
 
+def pygeoapi_body(outputs: dict | None, response: str | None, subscriber: Any) -> dict[str, Any]:
+    """The execute request body of pygeoapi's ``execute_process`` arguments."""
+    body: dict[str, Any] = {"outputs": outputs, "response": response}
+    if subscriber is not None:
+        body["subscriber"] = {
+            "successUri": subscriber.success_uri,
+            "inProgressUri": subscriber.in_progress_uri,
+            "failedUri": subscriber.failed_uri,
+        }
+        body["subscriber"] = {k: v for k, v in body["subscriber"].items() if v}
+    return body
+
+
 def _parse_outputs(outputs: Any) -> tuple[OutputRequest, ...]:
     if outputs is None or outputs == {}:
         return tuple(OutputRequest(key, kind.default.media_type) for key, kind in OUTPUTS.items())
@@ -168,6 +181,13 @@ def execution_from_dict(data: Mapping[str, Any] | None, policy: NetPolicy) -> Ex
     if not data:
         return Execution(outputs=(OutputRequest("roads", GEOJSON),))
     return parse_execution(data, policy)
+
+
+def stored_request(stored: Any, policy: NetPolicy) -> tuple[Any, Execution]:
+    """A stored job's inputs and how it wants its results (older records: inputs only)."""
+    if isinstance(stored, dict) and set(stored) == {"inputs", "execution"}:
+        return stored["inputs"], execution_from_dict(stored["execution"], policy)
+    return stored, execution_from_dict(None, policy)
 
 
 # -- answers -----------------------------------------------------------------------------------

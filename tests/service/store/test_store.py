@@ -150,7 +150,7 @@ def test_old_store_gains_new_columns(tmp_path: Path) -> None:
 def test_old_postgres_store_gains_new_columns(pg_url: str) -> None:
     import psycopg
 
-    from sanchari_processes.service.store_pg import PostgresJobStore
+    from sanchari_processes.service.store.postgresql import PostgresJobStore
 
     with psycopg.connect(pg_url, autocommit=True) as db:
         db.execute(
@@ -174,7 +174,7 @@ def test_old_postgres_store_gains_new_columns(pg_url: str) -> None:
 def test_heartbeats_say_which_servers_are_alive(pg_url: str) -> None:
     import psycopg
 
-    from sanchari_processes.service.store_pg import PostgresJobStore
+    from sanchari_processes.service.store.postgresql import PostgresJobStore
 
     store, other = PostgresJobStore(pg_url), PostgresJobStore(pg_url)
     try:
@@ -210,7 +210,7 @@ def test_states_of_jobs_by_id(open_store: Opener) -> None:
 
 def test_recovery_leaves_a_job_that_changed_after_it_was_read(pg_url: str) -> None:
     """A job dismissed (or claimed) by another server while recovery decides stays so."""
-    from sanchari_processes.service.store_pg import PostgresJobStore
+    from sanchari_processes.service.store.postgresql import PostgresJobStore
 
     store = PostgresJobStore(pg_url)
     try:
@@ -232,7 +232,7 @@ def test_recovery_leaves_a_job_that_changed_after_it_was_read(pg_url: str) -> No
 
 
 def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
-    from sanchari_processes.service.store_pg import StoreUnavailableError
+    from sanchari_processes.service.store.postgresql import StoreUnavailableError
 
     with pytest.raises(StoreUnavailableError, match=r"cannot .*job database .*:\*\*\*@") as err:
         open_store(tmp_path, "postgresql://u:secret@127.0.0.1:1/jobs?connect_timeout=2")

@@ -1,6 +1,6 @@
 """The job store on PostgreSQL, so several web servers can share one set of jobs.
 
-The records and SQL are :class:`~sanchari_processes.service.store.JobStore`'s; this adds a
+The records and SQL are :class:`~sanchari_processes.service.store.base.JobStore`'s; this adds a
 small connection pool (psycopg 3), ``?`` marks rewritten as ``%s``, and the store's lock as a
 transaction-scoped advisory lock, taken for schema changes, recovery and expiry so two servers
 starting at once never race. The schema is created, or brought up to date, on open. Each server
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sanchari_processes.errors import BackendUnavailableError, SettingsError
-from sanchari_processes.service.store import _INDEXES, _SCHEMA, ADDED_COLUMNS, JobStore
+from sanchari_processes.service.store.base import ADDED_COLUMNS, INDEXES, SCHEMA, JobStore
 
 #: The advisory lock key of the job store (any constant shared by every server).
 _LOCK_KEY = 0x5A4C_0B5
@@ -125,11 +125,11 @@ def _migrate(db: Any) -> None:
     """Create the schema, or bring it up to date, holding the store's lock."""
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             db.execute(statement)
         for column, kind in ADDED_COLUMNS.items():
             db.execute(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {column} {kind}")
-        for statement in _INDEXES:
+        for statement in INDEXES:
             db.execute(statement)
         db.execute(_SERVERS)
 

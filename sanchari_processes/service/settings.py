@@ -200,6 +200,10 @@ class ManagerSettings:
                 f"tcp://HOST:PORT, got {self.dask_scheduler!r}"
             )
 
+    def job_dir(self, job_id: str) -> Path:
+        """A job's folder: its results, and its scratch (``work/``) while it runs."""
+        return self.store_dir / "jobs" / job_id
+
     @property
     def torch_threads(self) -> int:
         if self.threads_per_worker > 0:

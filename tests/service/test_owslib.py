@@ -20,13 +20,8 @@ import requests
 from owslib.ogcapi.processes import Processes
 from rio_cogeo.cogeo import cog_validate
 
-from tests.service_fixtures import (
-    CallbackReceiver,
-    running_server,
-    service_config,
-    static_server,
-    utm_point,
-)
+from tests.server_process import running_server
+from tests.service_fixtures import CallbackReceiver, service_config, static_server, utm_point
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"

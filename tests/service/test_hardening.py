@@ -2,7 +2,7 @@
 
 Caller mistakes are 4xx OGC exceptions logged as one line; remote hrefs cannot reach internal
 addresses; synchronous executions are bounded in time and stop with their client; finished
-jobs expire. (Server-process behaviour, SIGKILL and a second server: test_service_server.py.)
+jobs expire. (Server-process behaviour, SIGKILL and a second server: test_server.py.)
 """
 
 from __future__ import annotations

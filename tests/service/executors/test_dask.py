@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from sanchari_processes.service.dask_executor import DaskExecutor, ExecutorUnavailableError
+from sanchari_processes.service.executors.dask import DaskExecutor, ExecutorUnavailableError
 from tests.service_fixtures import FakeJob, Recorder, dying_runner, ticking_runner
 
 

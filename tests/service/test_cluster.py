@@ -13,7 +13,7 @@ from flask import Flask
 
 from sanchari_processes.errors import SettingsError
 from sanchari_processes.service.app import create_app
-from sanchari_processes.service.config import ManagerSettings
+from sanchari_processes.service.settings import ManagerSettings
 from tests.service_fixtures import service_config, ticking_runner, wait_for_job
 
 EXECUTE = "/processes/road-extraction/execution"
@@ -191,8 +191,7 @@ def _crash(app: Flask) -> None:
     """What other servers see of a crash: the heartbeat stops, the workers die, the job
     records stay as they were (nothing is shut down cleanly)."""
     manager = _manager(app)
-    manager._stop.set()
-    manager._janitor.join(10)
+    manager._recovery.stop()
     manager._executor.shutdown()
 
 

@@ -1,5 +1,5 @@
-"""Jobs on a Dask cluster: the :class:`~sanchari_processes.service.executor.JobExecutor` for
-``SANCHARI_DASK_SCHEDULER``.
+"""Jobs on a Dask cluster: the :class:`~sanchari_processes.service.executors.base.JobExecutor`
+for ``SANCHARI_DASK_SCHEDULER``.
 
 Each job is one task (``Client.submit``) with a key derived from its id, kept with the job in
 the store. Once it runs, the task *publishes* itself on the scheduler under that key, so it
@@ -8,9 +8,9 @@ outlives the client that submitted it: a web server that restarts finds it again
 collected. (The worker publishes, not the client: only then is the task surely known to the
 scheduler. A task still queued when its server stops is dropped with that server's client,
 and the job, still ``accepted`` in the store, is queued again by the next server.) Workers
-run the same :func:`~sanchari_processes.service.executor.run_job` as local worker processes;
-the model is built once per worker process and kept (``build_engine``'s cache, keyed by the
-weights file and its size and time).
+run the same :func:`~sanchari_processes.service.executors.base.run_job` as local worker
+processes; the model is built once per worker process and kept (``build_engine``'s cache, keyed
+by the weights file and its size and time).
 
 Progress travels in a per-job distributed ``Variable`` (last value wins, so a re-attached server
 reads it too); a dismissed job's ``Event`` is set and the task stops at its next progress step.
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sanchari_processes.errors import BackendUnavailableError, QueueFullError
-from sanchari_processes.service.executor import (
+from sanchari_processes.service.executors.base import (
     JobCancelled,
     JobFailure,
     JobListener,

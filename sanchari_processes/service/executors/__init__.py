@@ -1,22 +1,24 @@
-"""Which executor runs the jobs, chosen by configuration in this one place.
+"""Where jobs run: the executor is chosen by configuration in this one place.
 
-``dask_scheduler`` set (``SANCHARI_DASK_SCHEDULER``): a Dask cluster; otherwise the local pool of
-worker processes. New kinds register a builder here; the manager never names one.
+``dask_scheduler`` set (``SANCHARI_DASK_SCHEDULER``): a Dask cluster
+(:mod:`~sanchari_processes.service.executors.dask`, imported only then); otherwise the local
+pool of worker processes (:mod:`~sanchari_processes.service.executors.local`). Both implement
+:class:`~sanchari_processes.service.executors.base.JobExecutor`. New kinds register a builder
+here; the manager never names one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sanchari_processes.service.config import ManagerSettings
-from sanchari_processes.service.executor import (
-    JobExecutor,
-    JobListener,
-    LocalProcessPool,
-    Runner,
-)
+from sanchari_processes.service.executors.base import JobExecutor, JobListener, Runner
+from sanchari_processes.service.executors.local import LocalProcessPool
 
-Builder = Callable[[ManagerSettings, JobListener, Runner], JobExecutor]
+if TYPE_CHECKING:
+    from sanchari_processes.service.settings import ManagerSettings
+
+Builder = Callable[["ManagerSettings", JobListener, Runner], JobExecutor]
 
 
 def _local(settings: ManagerSettings, listener: JobListener, runner: Runner) -> JobExecutor:
@@ -30,7 +32,7 @@ def _local(settings: ManagerSettings, listener: JobListener, runner: Runner) -> 
 
 
 def _dask(settings: ManagerSettings, listener: JobListener, runner: Runner) -> JobExecutor:
-    from sanchari_processes.service.dask_executor import DaskExecutor
+    from sanchari_processes.service.executors.dask import DaskExecutor
 
     assert settings.dask_scheduler is not None
     return DaskExecutor(listener, runner, settings.dask_scheduler, queue_size=settings.queue_size)

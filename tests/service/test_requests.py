@@ -10,7 +10,7 @@ import pytest
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.netguard import AllowList, NetPolicy
 from sanchari_processes.results import COG, GEOJSON, GPKG, OUTPUTS
-from sanchari_processes.service.execution import (
+from sanchari_processes.service.requests import (
     ResultFile,
     execution_from_dict,
     parse_execution,

@@ -1,32 +1,27 @@
-"""The job store: one small interface, on SQLite (default) or PostgreSQL (shared).
+"""The job store's interface, and the records and SQL every implementation shares.
 
-Both keep the same records with the same SQL (written with ``?`` marks); a subclass only says
-how to connect and how to take the store's lock. SQLite (stdlib, WAL mode, a connection per
-call) is safe across the web server's threads and the executor's event thread, and belongs to
-one server (:class:`FolderLock`). PostgreSQL (:mod:`~sanchari_processes.service.store_pg`) lets
-several servers share the jobs. Status changes from workers are conditional on the job still
-being live, so a late "finished" event can never resurrect a dismissed job. At start a server
-settles what a previous run left (:meth:`JobStore.recover`) — only jobs whose owner is gone —
-as servers sharing a store do for those whose heartbeat stopped; finished jobs expire
-(:meth:`JobStore.expire`) so the store stays bounded.
+Both stores keep the same records with the same SQL (written with ``?`` marks); an
+implementation only says how to connect and how to take the store's lock: SQLite
+(:mod:`~sanchari_processes.service.store.sqlite`, one server) or PostgreSQL
+(:mod:`~sanchari_processes.service.store.postgresql`, shared by servers). Status changes from
+workers are conditional on the job still being live, so a late "finished" event can never
+resurrect a dismissed job. At start a server settles what a previous run left
+(:meth:`JobStore.recover`) — only jobs whose owner is gone — as servers sharing a store do for
+those whose heartbeat stopped; finished jobs expire (:meth:`JobStore.expire`) so the store stays
+bounded.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sanchari_processes.errors import JobNotFoundError, SanchariError
+from sanchari_processes.errors import JobNotFoundError
 
 LIVE = ("accepted", "running")
 FINAL = ("successful", "failed", "dismissed")
@@ -37,7 +32,8 @@ INTERRUPTED = {
     "status": 410,
     "message": "interrupted by a restart of the server while it was running; submit it again",
 }
-_COLUMNS = (
+#: The columns of a job record.
+COLUMNS = (
     "identifier",
     "process_id",
     "status",
@@ -56,7 +52,8 @@ _COLUMNS = (
     "owner",
     "task",
 )
-_SCHEMA = (
+#: The first release's table (every store runs it on open).
+SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
     identifier TEXT PRIMARY KEY,
     process_id TEXT NOT NULL,
@@ -82,7 +79,8 @@ ADDED_COLUMNS = {
     "owner": "TEXT",
     "task": "TEXT",
 }
-_INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)",)
+#: Indexes on the columns added later (run after :data:`ADDED_COLUMNS`).
+INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (status, finished)",)
 #: A job still as recovery read it: same status and owner (``?`` marks: id, status, owner).
 _AS_READ = "WHERE identifier = ? AND status = ? AND COALESCE(owner, '') = ?"
 #: "No limit" for LIMIT clauses, in a form both databases accept.
@@ -217,7 +215,7 @@ class JobStore(ABC):
 
     def update(self, identifier: str, *, only_live: bool = True, **values: Any) -> bool:
         """Set columns; with ``only_live`` only while the job is accepted or running."""
-        unknown = set(values) - set(_COLUMNS)
+        unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown job columns {sorted(unknown)}")
         values.setdefault("updated", now())
@@ -345,53 +343,6 @@ class JobStore(ABC):
         return set()
 
 
-class SqliteJobStore(JobStore):
-    """Job records in one SQLite file (state: the file at ``path``)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, kind in ADDED_COLUMNS.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
-            for statement in _INDEXES:
-                db.execute(statement)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-
-def open_store(folder: Path, url: str | None = None) -> JobStore:
-    """The PostgreSQL store at ``url`` when given, else ``jobs.sqlite3`` in ``folder``."""
-    if url:
-        from sanchari_processes.service.store_pg import PostgresJobStore
-
-        return PostgresJobStore(url)
-    return SqliteJobStore(Path(folder) / "jobs.sqlite3")
-
-
 def _first(row: Any) -> Any:
     """The first column of a row (a tuple, a sqlite3.Row or a dict)."""
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
@@ -405,50 +356,3 @@ def _record(row: Any) -> dict:
     record["inputs"] = json.loads(record["inputs"]) if record.get("inputs") else None
     record["sync"] = bool(record.get("sync"))
     return record
-
-
-class StoreBusyError(SanchariError):
-    """Another server owns this jobs folder."""
-
-
-class FolderLock:
-    """An exclusive lock on a jobs folder, held for the server's lifetime (``flock``).
-
-    The kernel drops it when the process dies, however it dies, so a crash never leaves a
-    stale lock; the file holds the owner's pid for the error message.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / "server.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        if self._fd is not None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise StoreBusyError(
-                f"another sanchari server (pid {owner}) is using the jobs folder {self.folder}; "
-                "stop it first, or give this one its own folder (SANCHARI_JOBS_DIR)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        os.close(fd)  # closing the last descriptor releases the flock
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
