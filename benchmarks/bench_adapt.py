@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
+from sanchari_processes.adapt.config import AdaptConfig  # noqa: E402
 from sanchari_processes.adapt.labels import IGNORE, ROAD, label_grid, read_roads  # noqa: E402
-from sanchari_processes.adapt.run import AdaptConfig, adapt, read_region  # noqa: E402
+from sanchari_processes.adapt.run import adapt, read_region  # noqa: E402
 from sanchari_processes.config import InferenceConfig  # noqa: E402
 from sanchari_processes.engine.build import EngineOptions, build_engine  # noqa: E402
 from sanchari_processes.settings import SHIPPED_WEIGHTS  # noqa: E402

@@ -19,7 +19,8 @@ import requests
 import yaml
 from affine import Affine
 
-from sanchari_processes.service.app import DEFAULT_CONFIG, load_config
+from sanchari_processes.service.app import load_config
+from sanchari_processes.settings import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

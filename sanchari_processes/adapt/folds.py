@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sanchari_processes.adapt.config import DEFAULT_BLOCK_M
 from sanchari_processes.adapt.labels import IGNORE, ROAD
-
-#: Side of a fold block in metres.
-DEFAULT_BLOCK_M = 128.0
 
 
 def block_folds(

@@ -27,16 +27,16 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject
 from scipy import ndimage
 
+from sanchari_processes.adapt.config import (
+    DEFAULT_AREA_MARGIN_M,
+    DEFAULT_IGNORE_M,
+    DEFAULT_ROAD_WIDTH_M,
+)
 from sanchari_processes.errors import InvalidInputError
 
 ROAD, BACKGROUND, IGNORE = 1, 0, 255
 #: Suffixes read as a road mask raster rather than as vector lines.
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".vrt", ".img", ".jp2")
-#: Default road width burnt around a centreline, and the ignored band on each side of it.
-DEFAULT_ROAD_WIDTH_M = 6.0
-DEFAULT_IGNORE_M = 2.0
-#: The default area: the roads' convex hull grown by this much.
-DEFAULT_AREA_MARGIN_M = 30.0
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 
 from sanchari_processes.adapt import card as card_text
-from sanchari_processes.adapt.folds import DEFAULT_BLOCK_M, block_folds, fold_labels
+from sanchari_processes.adapt.config import AdaptConfig
+from sanchari_processes.adapt.folds import block_folds, fold_labels
 from sanchari_processes.adapt.labels import (
-    DEFAULT_AREA_MARGIN_M,
-    DEFAULT_IGNORE_M,
-    DEFAULT_ROAD_WIDTH_M,
     IGNORE,
     ROAD,
     Grid,
@@ -41,7 +39,7 @@ from sanchari_processes.adapt.thresholds import (
     iou_sweep,
     probability_histograms,
 )
-from sanchari_processes.config import DEFAULT_TTA, InferenceConfig, TTAMode
+from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.engine.run import source_grid
 from sanchari_processes.errors import InvalidInputError, RequestTooLargeError
@@ -56,38 +54,6 @@ MIN_ROAD_PX = 800
 MIN_BACKGROUND_PX = 8000
 #: Largest model grid read for adaptation (pixels over all images).
 MAX_PIXELS = 64_000_000
-#: Budget limits, minutes.
-MIN_MINUTES, MAX_MINUTES = 0.5, 120.0
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    """What the user chose for one adaptation."""
-
-    road_width_m: float = DEFAULT_ROAD_WIDTH_M
-    ignore_m: float = DEFAULT_IGNORE_M
-    area_margin_m: float = DEFAULT_AREA_MARGIN_M
-    #: CPU minutes for the fine-tunes (both folds together): a cap on ``steps``.
-    minutes: float = 4.0
-    #: Fine-tuning steps of each fold (the issue's trial: 100 steps of 4 crops in ~3 min).
-    steps: int = 80
-    finetune: bool = True
-    #: Out-of-fold IoU the fine-tune must add over recalibration to be kept.
-    min_gain: float = 0.005
-    block_m: float = DEFAULT_BLOCK_M
-    tta: TTAMode = DEFAULT_TTA
-    seed: int = 0
-    lr: float = 1e-4
-    crop: int = 256
-    batch: int = 4
-
-    def __post_init__(self) -> None:
-        if not MIN_MINUTES <= self.minutes <= MAX_MINUTES:
-            raise InvalidInputError(
-                f"the budget must be within {MIN_MINUTES:g}..{MAX_MINUTES:g} minutes"
-            )
-        if not 0 < self.road_width_m <= 50 or not 0 <= self.ignore_m <= 20:
-            raise InvalidInputError("need 0 < road width <= 50 m and 0 <= ignored band <= 20 m")
 
 
 @dataclass

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import click
 
-from sanchari_processes.adapt.labels import DEFAULT_IGNORE_M, DEFAULT_ROAD_WIDTH_M
-from sanchari_processes.adapt.run import MAX_MINUTES, MIN_MINUTES, AdaptConfig
+from sanchari_processes.adapt.config import (
+    DEFAULT_IGNORE_M,
+    DEFAULT_ROAD_WIDTH_M,
+    MAX_IGNORE_M,
+    MAX_MINUTES,
+    MAX_ROAD_WIDTH_M,
+    MIN_MINUTES,
+    AdaptConfig,
+)
 from sanchari_processes.cli import options
 from sanchari_processes.cli.common import bar
 from sanchari_processes.config import DEFAULT_TTA, TTA_MODES
@@ -41,14 +48,14 @@ _DEFAULTS = AdaptConfig()
 )
 @click.option(
     "--road-width-m",
-    type=click.FloatRange(0.0, 50.0, min_open=True),
+    type=click.FloatRange(0.0, MAX_ROAD_WIDTH_M, min_open=True),
     default=DEFAULT_ROAD_WIDTH_M,
     show_default=True,
     help="Width burnt around each centreline.",
 )
 @click.option(
     "--ignore-m",
-    type=click.FloatRange(0.0, 20.0),
+    type=click.FloatRange(0.0, MAX_IGNORE_M),
     default=DEFAULT_IGNORE_M,
     show_default=True,
     help="Band on each side of a road that teaches nothing (widths are uncertain).",

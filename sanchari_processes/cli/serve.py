@@ -36,8 +36,8 @@ def serve(host: str, port: int, config_path: Path | None, url: str | None, threa
     Settings come from the environment (see pygeoapi-config.yml), e.g.:
       SANCHARI_GEOTIFF_DIR=../shared/data/scenes sanchari serve --port 5000
     """
-    from sanchari_processes.service.app import DEFAULT_CONFIG
     from sanchari_processes.service.server import serve as run_server
+    from sanchari_processes.settings import DEFAULT_CONFIG
 
     config_path = config_path or DEFAULT_CONFIG
     if not config_path.is_file():

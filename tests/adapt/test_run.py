@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sanchari_processes.adapt.config import AdaptConfig
 from sanchari_processes.adapt.labels import read_roads, roads_from_geojson
-from sanchari_processes.adapt.run import AdaptConfig, adapt
+from sanchari_processes.adapt.run import adapt
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.errors import InvalidInputError

@@ -11,8 +11,9 @@ import yaml
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from sanchari_processes.service.app import DEFAULT_CONFIG, load_config
+from sanchari_processes.service.app import load_config
 from sanchari_processes.service.openapi import render
+from sanchari_processes.settings import DEFAULT_CONFIG
 
 ROOT = DEFAULT_CONFIG.parent
 ENV = (

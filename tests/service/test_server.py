@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sanchari_processes.service.app import DEFAULT_CONFIG
+from sanchari_processes.settings import DEFAULT_CONFIG
 from tests.server_process import alive, children_of, free_port, running_server, serve_command
 from tests.service_fixtures import service_config
 

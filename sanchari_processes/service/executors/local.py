@@ -198,9 +198,10 @@ class LocalProcessPool:
                 ready = []
             for handle in ready:
                 worker = by_conn[handle]
-                if handle is worker.events:
+                events: Connection = worker.events  # typed: `is` would narrow it to the handle
+                if handle is events:
                     try:
-                        message = worker.events.recv()
+                        message: tuple[str, str, Any] = events.recv()
                     except (EOFError, OSError):
                         self._worker_died(worker)
                         continue

@@ -13,6 +13,7 @@ bounded.
 
 from __future__ import annotations
 
+import builtins
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -27,7 +28,7 @@ LIVE = ("accepted", "running")
 FINAL = ("successful", "failed", "dismissed")
 STATUSES = LIVE + FINAL
 #: Why a job that was running when the server stopped has no results (410: resubmit it).
-INTERRUPTED = {
+INTERRUPTED: dict[str, Any] = {
     "code": "JobInterrupted",
     "status": 410,
     "message": "interrupted by a restart of the server while it was running; submit it again",
@@ -280,7 +281,7 @@ class JobStore(ABC):
                     settled.requeue.append(record)
         return settled
 
-    def expire(self, finished_before: str, keep: int) -> list[str]:
+    def expire(self, finished_before: str, keep: int) -> builtins.list[str]:
         """Delete finished jobs older than ``finished_before``, and beyond the newest ``keep``."""
         final = ", ".join("?" * len(FINAL))
         with self._locked() as db:
