@@ -94,7 +94,7 @@ def seed_loop(image: np.ndarray, weights: Path) -> tuple[np.ndarray, float, int]
     import torch
 
     from sanchari_processes.inference.checkpoint import load_checkpoint
-    from sanchari_processes.inference.predictor import normalise
+    from sanchari_processes.inference.metadata import normalise
 
     loaded = load_checkpoint(weights, "cpu")
     x = normalise(image, loaded.metadata)

@@ -19,7 +19,7 @@ import requests
 import yaml
 from affine import Affine
 
-from sanchari_processes.service.app import load_config
+from sanchari_processes.service.settings import load_config
 from sanchari_processes.settings import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]

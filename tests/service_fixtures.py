@@ -27,8 +27,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pyproj import Transformer
 
-from sanchari_processes.service.app import create_app, load_config
+from sanchari_processes.service.app import create_app
 from sanchari_processes.service.executors.base import JobFailure
+from sanchari_processes.service.settings import load_config
 from sanchari_processes.settings import DEFAULT_CONFIG
 from tests.synthetic import road_image, write_geotiff
 

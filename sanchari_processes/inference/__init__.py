@@ -11,6 +11,7 @@ from sanchari_processes.inference.checkpoint import (
     resolve_device,
     save_checkpoint,
 )
+from sanchari_processes.inference.metadata import normalise
 from sanchari_processes.inference.model import (
     PRESETS,
     Architecture,
@@ -18,7 +19,7 @@ from sanchari_processes.inference.model import (
     count_parameters,
     get_preset,
 )
-from sanchari_processes.inference.predictor import Predictor, normalise
+from sanchari_processes.inference.predictor import Predictor
 from sanchari_processes.inference.sliding import blend_window, plan_axis, sliding_window_predict
 from sanchari_processes.inference.tta import Transform, predict_with_tta, tta_transforms
 

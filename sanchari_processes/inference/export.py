@@ -180,7 +180,7 @@ def calibration_patches(
     images: Sequence[Path], metadata: ModelMetadata, patch_size: int, seed: int
 ) -> list[np.ndarray]:
     """Up to :data:`CALIBRATION_PATCHES` normalised ``(C, p, p)`` crops of the images."""
-    from sanchari_processes.inference.predictor import normalise
+    from sanchari_processes.inference.metadata import normalise
     from sanchari_processes.sources import open_raster
 
     if not images:

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from sanchari_processes import __version__
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
 from sanchari_processes.inference.model import Architecture
@@ -235,3 +237,11 @@ def verified_weights(weights: str | os.PathLike[str]) -> tuple[Path, ModelMetada
             f"{metadata.weights_sha256[:12] or '(empty)'}... (corrupted or replaced weights)"
         )
     return path, metadata, actual
+
+
+def normalise(image: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
+    """``(x / input_scale - mean) / std`` per band, as float32 (the model's training input)."""
+    mean = np.asarray(metadata.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(metadata.std, dtype=np.float32)[:, None, None]
+    scaled = image.astype(np.float32) / np.float32(metadata.input_scale)
+    return (scaled - mean) / std

@@ -18,6 +18,7 @@ from sanchari_processes.config import InferenceConfig
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.backends import Runner, default_batch_size
 from sanchari_processes.inference.checkpoint import ModelMetadata
+from sanchari_processes.inference.metadata import normalise
 from sanchari_processes.inference.nodata import fill_smooth, shrink_valid
 from sanchari_processes.inference.sliding import (
     BlendMode,
@@ -40,14 +41,6 @@ RawReader = Callable[[slice, slice], tuple[np.ndarray, np.ndarray | None]]
 RemoteBlocks = Callable[[RawReader, tuple[int, int]], BlockPredictor]
 #: How patches are weighted (local runs and cluster workers must agree).
 BLEND: BlendMode = "gaussian"
-
-
-def normalise(image: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
-    """``(x / input_scale - mean) / std`` per band, as float32 (the model's training input)."""
-    mean = np.asarray(metadata.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(metadata.std, dtype=np.float32)[:, None, None]
-    scaled = image.astype(np.float32) / np.float32(metadata.input_scale)
-    return (scaled - mean) / std
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ import pygeoapi
 import pygeoapi.api as core_api
 from flask import Flask, Response, make_response, request, send_file
 from pygeoapi.api import APIRequest, apply_gzip
-from pygeoapi.util import yaml_load
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sanchari_processes.service import handlers
@@ -46,12 +45,6 @@ _CODES = {
     413: "RequestTooLarge",
     431: "RequestTooLarge",
 }
-
-
-def load_config(path: Path) -> dict:
-    """Read ``pygeoapi-config.yml`` with pygeoapi's loader (``${VAR:-default}`` expanded)."""
-    with open(path, encoding="utf-8") as fh:
-        return yaml_load(fh)
 
 
 def sync_limit(threads: int) -> int:

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="pygeoapi-config.yml")
     parser.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
-    from sanchari_processes.service.app import load_config
+    from sanchari_processes.service.settings import load_config
 
     text = render(load_config(args.config))
     if args.output:

@@ -88,7 +88,8 @@ def serve(config_path: Path, host: str, port: int, url: str | None, threads: int
     import waitress.server
     from waitress.channel import HTTPChannel
 
-    from sanchari_processes.service.app import create_app, load_config, sync_limit
+    from sanchari_processes.service.app import create_app, sync_limit
+    from sanchari_processes.service.settings import load_config
 
     logging.getLogger("pygeoapi.l10n").setLevel(logging.ERROR)  # a warning per schema key
     config = effective_config(load_config(config_path), host, port, url)

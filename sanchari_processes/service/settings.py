@@ -21,7 +21,7 @@ from sanchari_processes.netguard import NetPolicy
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 from sanchari_processes.sources.base import SourceSettings
 from sanchari_processes.sources.gee.credentials import GeeSettings
-from sanchari_processes.sources.remote import REMOTE_KEYS, RemoteSettings
+from sanchari_processes.sources.settings import REMOTE_KEYS, RemoteSettings
 
 #: 4096 x 4096 source pixels: ~50 MB of RGB, a few minutes on a CPU.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -266,3 +266,11 @@ def _int(block: Mapping[str, Any], key: str, default: int) -> int:
         return int(str(value).strip())
     except (TypeError, ValueError):
         raise SettingsError(f"setting {key} must be an integer, got {value!r}") from None
+
+
+def load_config(path: Path) -> dict:
+    """Read ``pygeoapi-config.yml`` with pygeoapi's loader (``${VAR:-default}`` expanded)."""
+    from pygeoapi.util import yaml_load
+
+    with open(path, encoding="utf-8") as fh:
+        return yaml_load(fh)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from sanchari_processes.inputs import InputSpec
     from sanchari_processes.sources.gee.credentials import GeeSettings
-    from sanchari_processes.sources.remote import RemoteSettings
+    from sanchari_processes.sources.settings import RemoteSettings
 
 #: Progress callbacks receive the fraction of the work done, 0..1.
 Progress = Callable[[float], None]

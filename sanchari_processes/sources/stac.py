@@ -32,7 +32,8 @@ from sanchari_processes.netguard import request
 from sanchari_processes.sources.base import Imagery, Progress, SourceSettings
 from sanchari_processes.sources.catalogue import BBOX_INPUT, IMAGE_INPUT
 from sanchari_processes.sources.cog import RemotePlan, remote_plan_inputs
-from sanchari_processes.sources.remote import Bbox, RemoteSettings, is_http_url
+from sanchari_processes.sources.remote import Bbox, is_http_url
+from sanchari_processes.sources.settings import RemoteSettings
 
 #: ``image.type`` values that say "this is a STAC Item".
 STAC_TYPES = ("application/geo+json", "application/json")

@@ -18,8 +18,9 @@ from sanchari_processes.engine.build import (
 )
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.checkpoint import LoadedModel, load_checkpoint
+from sanchari_processes.inference.metadata import normalise
 from sanchari_processes.inference.nodata import shrink_valid
-from sanchari_processes.inference.predictor import Predictor, normalise
+from sanchari_processes.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import yaml
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from sanchari_processes.service.app import load_config
 from sanchari_processes.service.openapi import render
+from sanchari_processes.service.settings import load_config
 from sanchari_processes.settings import DEFAULT_CONFIG
 
 ROOT = DEFAULT_CONFIG.parent

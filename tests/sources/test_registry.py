@@ -13,7 +13,7 @@ from sanchari_processes.sources.base import SourceSettings
 from sanchari_processes.sources.cog import RemotePlan
 from sanchari_processes.sources.mosaic import WindowPlan
 from sanchari_processes.sources.registry import SOURCES, build_sources, choose
-from sanchari_processes.sources.remote import RemoteSettings
+from sanchari_processes.sources.settings import RemoteSettings
 from sanchari_processes.sources.stac import StacPlan
 from tests.service_fixtures import utm_point
 
