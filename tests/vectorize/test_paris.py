@@ -35,8 +35,9 @@ check = _load_check()
 
 @pytest.fixture(scope="module")
 def scene() -> Any:
-    if not (SHARED / check.SCENE).exists() or not (SHARED / check.ROADS).exists():
-        pytest.skip(f"Paris scene not found under {SHARED} (shared data is optional)")
+    missing = [name for name in (check.SCENE, check.ROADS) if not (SHARED / name).exists()]
+    if missing:  # name what is missing: the scene ships in geotiffs/, its OSM lines do not
+        pytest.skip(f"{', '.join(missing)} not found under {SHARED} (shared data is optional)")
     return check.load_scene(SHARED)
 
 
