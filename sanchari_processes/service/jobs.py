@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sanchari_processes.inputs import RequestOptions
-from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
+from sanchari_processes.results import ALL_OUTPUTS, GEOJSON, MANIFEST, OUTPUTS
 from sanchari_processes.service.requests import ResultFile
 from sanchari_processes.service.settings import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
@@ -57,6 +57,15 @@ class RoadJob:
     @property
     def result_path(self) -> Path:
         return self.job_dir / RESULT_NAME
+
+
+def run_service_job(job: Any, progress: Progress) -> Path:
+    """The executors' runner: a job of any process (an adaptation, or roads) to its result."""
+    from sanchari_processes.service.adapt_job import AdaptJob, run_adapt_job
+
+    if isinstance(job, AdaptJob):
+        return run_adapt_job(job, progress)
+    return run_road_job(job, progress)
 
 
 def run_road_job(job: RoadJob, progress: Progress) -> Path:
@@ -167,5 +176,5 @@ def result_files(location: Path) -> dict[str, ResultFile]:
     return {
         key: ResultFile(location.parent / entry["file"], entry["mediaType"])
         for key, entry in read_manifest(location).items()
-        if key in OUTPUTS and "/" not in entry["file"]
+        if key in ALL_OUTPUTS and "/" not in entry["file"]
     }
