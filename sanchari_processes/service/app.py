@@ -224,8 +224,8 @@ def _model_routes(app: Flask, models: ModelStore, base_url: str) -> None:
             document = models.read(model_id)
         except ModelNotFoundError as exc:
             return _exception_response(exc.http_status, exc.ogc_code, exc.message)
-        except ModelMissingError:
-            LOGGER.exception("model %s cannot be read", model_id)
+        except ModelMissingError as exc:
+            LOGGER.warning("model %s cannot be read: %s", model_id, exc.message)
             message = f"model {model_id!r} cannot be read"
             return _exception_response(503, ModelMissingError.ogc_code, message)
         document["links"] = links(model_id)

@@ -15,7 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.service.app import create_app
+from sanchari_processes.service.jobs import run_road_job
 from tests.adapt.conftest import road_lines_lonlat
 from tests.service_fixtures import service_config, static_server, utm_point, wait_for_job
 
@@ -282,3 +284,19 @@ def test_adaptation_on_a_dask_cluster(
         assert client.get("/models").get_json()["models"] == []
     finally:
         app.extensions["sanchari.manager"].shutdown()
+
+
+def test_a_model_deleted_after_its_job_was_accepted_fails_the_job_with_a_400(
+    service_app: Flask, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = _models_dir(service_app) / "short-lived"
+    folder.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, folder / "short-lived.safetensors")
+    shutil.copy(tiny_checkpoint.with_suffix(".json"), folder / "short-lived.json")
+    processor = service_app.extensions["sanchari.manager"].get_processor("road-extraction")
+    inputs = {"image": "utm.tif", "model": "short-lived", "tta": "none"}
+    job = processor.prepare(inputs, "job", tmp_path / "job")
+    assert job.engine.weights == folder
+    shutil.rmtree(folder)
+    with pytest.raises(InvalidInputError, match="no longer in the models folder"):
+        run_road_job(job, lambda *_: None)
