@@ -50,6 +50,10 @@ def geo_point(col: float, row: float) -> tuple[float, float]:
     return GEO_ORIGIN[0] + col * GEO_RES, GEO_ORIGIN[1] - row * GEO_RES
 
 
+#: A few seconds' adaptation of the tiny model: 3 fine-tuning steps of two 64 px crops per fold.
+FAST_ADAPTATION = {"steps": 3, "crop": 64, "batch": 2, "block_m": 32.0}
+
+
 def make_catalogue(root: Path) -> Path:
     """A catalogue with one UTM scene and one EPSG:4326 scene."""
     root.mkdir(parents=True, exist_ok=True)
@@ -67,11 +71,14 @@ def service_config(
     workers: int = 2,
     queue_size: int = 8,
     gee: dict | None = None,
+    adapt: dict | None = None,
     **proc: Any,
 ) -> dict:
     """The repository's pygeoapi config, pointed at test folders, with tiny patches.
 
     Earth Engine has no credentials unless ``gee`` gives some (whatever the environment says).
+    Models go to ``JOBS-models`` beside the jobs folder; adaptations are tiny
+    (:data:`FAST_ADAPTATION`, updated with ``adapt``).
     """
     config = copy.deepcopy(load_config(DEFAULT_CONFIG))
     config["server"]["manager"].update(
@@ -95,11 +102,16 @@ def service_config(
             "stream_window": 128,
         },
     }
+    models = jobs.with_name(f"{jobs.name}-models")
     processor = config["resources"]["road-extraction"]["processor"]
-    processor.update(geotiff_dir=str(catalogue), **copy.deepcopy(engine))
+    processor.update(geotiff_dir=str(catalogue), models_dir=str(models), **copy.deepcopy(engine))
     processor.update(proc)
+    adaptation = config["resources"]["road-model-adaptation"]["processor"]
+    adaptation.update(geotiff_dir=str(catalogue), models_dir=str(models), **copy.deepcopy(engine))
+    adaptation["adaptation"] = {**FAST_ADAPTATION, **(adapt or {})}
+    adaptation.update(proc)
     gee_processor = config["resources"]["road-extraction-gee"]["processor"]
-    gee_processor.update(copy.deepcopy(engine))
+    gee_processor.update(models_dir=str(models), **copy.deepcopy(engine))
     gee_processor["gee"] = {
         "project": "",
         "service_account_key": "",

@@ -4,6 +4,8 @@ Each runs one asynchronous job on a SANCHARi server (:mod:`.client`): the job's 
 the Processing progress bar, Cancel dismisses the job (DELETE), and the outputs come back by
 reference — the roads as a GeoPackage written to ``OUTPUT``, the mask and probability COGs to
 their destinations when asked (their URLs are outputs too, for opening with /vsicurl/).
+``MODEL`` names a model of the server's models folder (one "Adapt model to this area" made,
+:mod:`.adapt`); empty, the server's own model runs.
 """
 
 import os
@@ -54,6 +56,11 @@ class _RoadsAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterString("SERVER", "SANCHARi server URL", DEFAULT_SERVER)
         )
         self.addParameter(
+            QgsProcessingParameterString(
+                "MODEL", "Model id (empty: the server's model)", optional=True
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterEnum("TTA", "Test-time augmentation", TTA, defaultValue=1)
         )
         threshold = QgsProcessingParameterNumber(
@@ -95,6 +102,9 @@ class _RoadsAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         inputs = self.imageryInputs(parameters, context)
         inputs["tta"] = TTA[self.parameterAsEnum(parameters, "TTA", context)]
+        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip()
+        if model:
+            inputs["model"] = model
         if parameters.get("THRESHOLD") not in (None, ""):
             inputs["threshold"] = self.parameterAsDouble(parameters, "THRESHOLD", context)
         mask = self.parameterAsBoolean(parameters, "MASK", context)

@@ -1,7 +1,8 @@
 """A small OGC API - Processes client on the standard library (QGIS's Python has no extras).
 
 One job: POST the execute request asynchronously, poll ``/jobs/{id}`` (progress 0-100 to a
-callback), DELETE it when the user cancels, then download the outputs by reference.
+callback), DELETE it when the user cancels, then download the outputs by reference (roads) or
+read them by value (an adapted model's record).
 """
 
 import json
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 
 PROCESS = "road-extraction"
+ADAPT_PROCESS = "road-model-adaptation"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 GPKG = "application/geopackage+sqlite3"
 
@@ -53,14 +55,30 @@ def execution_body(inputs, mask=False, probability=False):
     return {"inputs": inputs, "outputs": outputs, "response": "document"}
 
 
-def run_job(server, body, progress, cancelled, poll_s=0.5, timeout_s=3600):
+def run_job(server, body, progress, cancelled, poll_s=0.5, timeout_s=3600, process=PROCESS):
     """Run one job; returns ``(job_url, {output id: href})``.
 
     ``progress(percent, message)`` is called as the job runs; when ``cancelled()`` turns true
     the job is dismissed (DELETE) and :class:`Cancelled` raised.
     """
+    job_url, results = run_to_results(server, body, progress, cancelled, poll_s, timeout_s, process)
+    return job_url, {key: value["href"] for key, value in results.items() if "href" in value}
+
+
+def run_adaptation(server, inputs, progress, cancelled, poll_s=0.5, timeout_s=3 * 3600):
+    """Adapt the server's model (road-model-adaptation); returns ``(job_url, model record)``:
+    the record has the model's ``id``, ``parent``, ``verdict``, ``threshold`` and ``card``."""
+    body = {"inputs": inputs, "outputs": {"model": {}}, "response": "document"}
+    job_url, results = run_to_results(
+        server, body, progress, cancelled, poll_s, timeout_s, ADAPT_PROCESS
+    )
+    return job_url, results["model"]["value"]
+
+
+def run_to_results(server, body, progress, cancelled, poll_s, timeout_s, process):
+    """Run one job of ``process`` to its results document (``response: document``)."""
     server = server.rstrip("/")
-    _status, raw = _call("POST", f"{server}/processes/{PROCESS}/execution", body)
+    _status, raw = _call("POST", f"{server}/processes/{process}/execution", body)
     job = json.loads(raw.decode("utf-8"))
     job_url = f"{server}/jobs/{job['jobID']}"
     deadline = time.monotonic() + timeout_s
@@ -76,8 +94,7 @@ def run_job(server, body, progress, cancelled, poll_s=0.5, timeout_s=3600):
         progress(int(job.get("progress") or 0), job.get("message") or "")
     if job["status"] != "successful":
         raise ServiceError(f"job {job['status']}: {job.get('message')}")
-    results = json.loads(_call("GET", f"{job_url}/results")[1].decode("utf-8"))
-    return job_url, {key: value["href"] for key, value in results.items() if "href" in value}
+    return job_url, json.loads(_call("GET", f"{job_url}/results")[1].decode("utf-8"))
 
 
 def download(url, path, timeout=300):

@@ -2,6 +2,7 @@
 
 from qgis.core import QgsProcessingProvider
 
+from .adapt import AdaptModel
 from .algorithms import CatalogueImageRoads, ExtentRoads, PointRoads
 
 
@@ -16,5 +17,5 @@ class SanchariProvider(QgsProcessingProvider):
         return "SANCHARi road extraction (OGC API - Processes)"
 
     def loadAlgorithms(self):
-        for algorithm in (ExtentRoads(), PointRoads(), CatalogueImageRoads()):
+        for algorithm in (ExtentRoads(), PointRoads(), CatalogueImageRoads(), AdaptModel()):
             self.addAlgorithm(algorithm)

@@ -100,11 +100,18 @@ def adapt(
     area: Any = None,
     name: str | None = None,
     progress: Progress | None = None,
+    inference: InferenceConfig | None = None,
+    cache_dir: Path | None = None,
 ) -> Adapted:
-    """Adapt the model at ``weights`` to ``images`` with ``roads``; write it into ``out``."""
+    """Adapt the model at ``weights`` to ``images`` with ``roads``; write it into ``out``.
+
+    ``inference``: how the base model predicts (device, backend, patches; its ``tta`` is
+    ``config.tta``); ``cache_dir``: where exported models are cached (a server's settings).
+    """
     tell = progress or (lambda fraction, stage: None)
     started = time.monotonic()
-    engine = build_engine(EngineOptions(weights, InferenceConfig(tta=config.tta)))
+    icfg = replace(inference or InferenceConfig(), tta=config.tta)
+    engine = build_engine(EngineOptions(weights, icfg, cache_dir=cache_dir))
     base = engine.predictor
     regions = [read_region(Path(p), base) for p in images]
     if sum(r.valid.size for r in regions) > MAX_PIXELS:

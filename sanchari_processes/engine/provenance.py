@@ -16,13 +16,17 @@ def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
     and batch size, so the record cannot differ from what produced the roads.
     """
     meta, icfg = predictor.metadata, predictor.config
+    model: dict[str, Any] = {
+        "id": meta.model_id,
+        "sha256": meta.weights_sha256,
+        "gsd_m": meta.gsd_m,
+    }
+    adaptation = (meta.metrics or {}).get("adaptation")
+    if isinstance(adaptation, dict) and isinstance(adaptation.get("parent"), dict):
+        model["parent"] = adaptation["parent"]  # an adapted model: what it was adapted from
     return {
         "version": __version__,
-        "model": {
-            "id": meta.model_id,
-            "sha256": meta.weights_sha256,
-            "gsd_m": meta.gsd_m,
-        },
+        "model": model,
         "source": {
             "name": source.path.name,
             "crs": source.crs.to_string() if source.crs else None,

@@ -3,6 +3,7 @@
 One :class:`OutputKind` per output (``roads``, ``mask``, ``probability``, ``preview``), each
 with its formats (the first is the default) and the file it is written to. The OGC process
 description, the execute request's ``outputs`` and the job's writers all read this one table.
+An adaptation job has its own table, :data:`MODEL_OUTPUTS` (the adapted model's record).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ GPKG = "application/geopackage+sqlite3"
 FGB = "application/flatgeobuf"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 PNG = "image/png"
+JSON = "application/json"
 #: The job's list of files written, output id -> file name and media type.
 MANIFEST = "results.json"
 
@@ -122,3 +124,19 @@ OUTPUTS: Mapping[str, OutputKind] = MappingProxyType(
         ),
     }
 )
+
+#: What a model adaptation job produces: the adapted model's record.
+MODEL_OUTPUTS: Mapping[str, OutputKind] = MappingProxyType(
+    {
+        "model": OutputKind(
+            "model",
+            "Adapted model",
+            "The adapted model's record: its id in the models folder (pass it as 'model' to "
+            "road-extraction), its parent model, the verdict of the guarded adaptation, its "
+            "threshold, what was measured (report) and its card (Markdown).",
+            (OutputFormat(JSON, "model.json", binary=False),),
+        )
+    }
+)
+#: Every output id of every process (stored requests and result files are read with it).
+ALL_OUTPUTS: Mapping[str, OutputKind] = MappingProxyType({**OUTPUTS, **MODEL_OUTPUTS})

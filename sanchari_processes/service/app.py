@@ -23,11 +23,14 @@ from flask import Flask, Response, make_response, request, send_file
 from pygeoapi.api import APIRequest, apply_gzip
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from sanchari_processes.errors import ModelMissingError
 from sanchari_processes.service import handlers
 from sanchari_processes.service.executors.base import Runner
 from sanchari_processes.service.manager import SanchariManager
+from sanchari_processes.service.models import ModelNotFoundError, ModelStore
 from sanchari_processes.service.openapi import openapi_document
 from sanchari_processes.service.requests import ResultFile
+from sanchari_processes.service.settings import models_dir_of
 from sanchari_processes.service.sync import CLIENT_GONE
 
 LOGGER = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ LOGGER = logging.getLogger(__name__)
 RESERVED_THREADS = 2
 #: ``sanchari serve``'s default number of HTTP threads.
 DEFAULT_THREADS = 8
+JSON_TYPE = "application/json"
 
 Handler = Callable[..., tuple[dict, int, Any]]
 _CODES = {
@@ -157,6 +161,10 @@ def create_app(
         response.headers["Content-Disposition"] = f'inline; filename="{found.path.name}"'
         return response
 
+    models_root = models_dir_of(config)
+    if models_root is not None:
+        _model_routes(app, ModelStore(models_root), api.base_url)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -184,6 +192,37 @@ def create_app(
         return response
 
     return app
+
+
+def _model_routes(app: Flask, models: ModelStore, base_url: str) -> None:
+    """``/models`` (list) and ``/models/{id}`` (GET: metadata and card; DELETE: 204)."""
+
+    def links(model_id: str) -> list[dict[str, str]]:
+        href = f"{base_url}/models/{model_id}"
+        return [{"href": href, "rel": "self", "type": JSON_TYPE, "title": model_id}]
+
+    @app.get("/models")
+    def list_models() -> Response:
+        found = [{**m, "links": links(m["id"])} for m in models.summaries()]
+        self_link = {"href": f"{base_url}/models", "rel": "self", "type": JSON_TYPE}
+        document = {"models": found, "numberMatched": len(found), "links": [self_link]}
+        return Response(json.dumps(document), status=200, content_type=JSON_TYPE)
+
+    @app.route("/models/<model_id>", methods=["GET", "DELETE"])
+    def model(model_id: str) -> Response:
+        try:
+            if request.method == "DELETE":
+                models.delete(model_id)
+                return Response(status=204)
+            document = models.read(model_id)
+        except ModelNotFoundError as exc:
+            return _exception_response(exc.http_status, exc.ogc_code, exc.message)
+        except ModelMissingError as exc:
+            LOGGER.warning("model %s cannot be read: %s", model_id, exc.message)
+            message = f"model {model_id!r} cannot be read"
+            return _exception_response(503, ModelMissingError.ogc_code, message)
+        document["links"] = links(model_id)
+        return Response(json.dumps(document), status=200, content_type=JSON_TYPE)
 
 
 def _exception_response(status: int, code: str, description: str) -> Response:

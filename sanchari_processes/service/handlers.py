@@ -29,6 +29,7 @@ from pygeoapi.process.base import (
 from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
 
 from sanchari_processes.errors import InvalidInputError, SanchariError
+from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.requests import Answer as ExecAnswer
 from sanchari_processes.service.requests import parse_execution
 from sanchari_processes.service.status import job_document
@@ -162,9 +163,12 @@ def execute(api: API, request: APIRequest, process_id: str) -> Answer:
         problem = body_problem(body)
         if problem:
             raise InvalidInputError(problem)
-        execution = parse_execution(body, manager.settings.callbacks)
+        outputs = getattr(manager.get_processor(process_id), "outputs", None) or OUTPUTS
+        execution = parse_execution(body, manager.settings.callbacks, outputs)
     except InvalidInputError as exc:
         return _error(api, request, 400, "InvalidParameterValue", exc.message)
+    except SanchariError as exc:
+        return _error(api, request, exc.http_status, exc.ogc_code, exc.message)
     prefer = str(request.headers.get("Prefer", "")).lower()
     async_ = "respond-async" in prefer
     try:
@@ -176,7 +180,8 @@ def execute(api: API, request: APIRequest, process_id: str) -> Answer:
     headers = request.get_response_headers(**api.api_headers)
     if outcome.accepted:
         headers["Location"] = f"{api.base_url}/jobs/{outcome.job_id}"
-        headers["Preference-Applied"] = "respond-async"
+        if async_:  # an async-only process runs so unasked: no preference was applied
+            headers["Preference-Applied"] = "respond-async"
         headers["Content-Type"] = FORMAT_TYPES[F_JSON]
         _, _, content = job_status(api, request, outcome.job_id)
         return headers, HTTPStatus.CREATED, content

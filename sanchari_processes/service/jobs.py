@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sanchari_processes.inputs import RequestOptions
-from sanchari_processes.results import GEOJSON, MANIFEST, OUTPUTS
+from sanchari_processes.results import ALL_OUTPUTS, GEOJSON, MANIFEST, OUTPUTS
 from sanchari_processes.service.requests import ResultFile
 from sanchari_processes.service.settings import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
@@ -59,9 +59,17 @@ class RoadJob:
         return self.job_dir / RESULT_NAME
 
 
+def run_service_job(job: Any, progress: Progress) -> Path:
+    """The executors' runner: a job of any process (an adaptation, or roads) to its result."""
+    from sanchari_processes.service.adapt_job import AdaptJob, run_adapt_job
+
+    if isinstance(job, AdaptJob):
+        return run_adapt_job(job, progress)
+    return run_road_job(job, progress)
+
+
 def run_road_job(job: RoadJob, progress: Progress) -> Path:
     """Run the engine for ``job``; returns the GeoJSON path (scratch files are removed)."""
-    from sanchari_processes.engine.build import build_engine
     from sanchari_processes.engine.cluster import worker_blocks
     from sanchari_processes.engine.run import run_source, several_blocks
     from sanchari_processes.results.files import write_json_atomic
@@ -73,7 +81,7 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
         imagery = job.plan.materialise(workdir, lambda f: progress(_READ * f, READING))
         progress(_READ, MODEL)
         options = job.engine.options(job.options)
-        engine = build_engine(options)
+        engine = _engine(job, options)
         threshold = engine.vectorize.threshold
         wanted = dict(job.outputs)
         files: dict[str, tuple[str, str]] = {}
@@ -118,6 +126,23 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
         return job.result_path
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _engine(job: RoadJob, options: Any) -> Any:
+    """The job's engine; a model of the models folder deleted since the job was accepted is
+    the request's mistake, named as such (not the server's missing weights)."""
+    from sanchari_processes.engine.build import build_engine
+    from sanchari_processes.errors import InvalidInputError, ModelMissingError
+
+    try:
+        return build_engine(options)
+    except ModelMissingError:
+        if "model" not in job.parameters:
+            raise
+        raise InvalidInputError(
+            f"input 'model': model {job.parameters['model']!r} is no longer in the models "
+            "folder (it was deleted after the job was accepted)"
+        ) from None
 
 
 def _write_rasters(
@@ -167,5 +192,5 @@ def result_files(location: Path) -> dict[str, ResultFile]:
     return {
         key: ResultFile(location.parent / entry["file"], entry["mediaType"])
         for key, entry in read_manifest(location).items()
-        if key in OUTPUTS and "/" not in entry["file"]
+        if key in ALL_OUTPUTS and "/" not in entry["file"]
     }

@@ -39,6 +39,7 @@ from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 
 from sanchari_processes.errors import InternalError, QueueFullError, SanchariError
 from sanchari_processes.errors import JobNotFoundError as SanchariJobNotFound
+from sanchari_processes.results import OUTPUTS
 from sanchari_processes.service.callbacks import CallbackNotifier, JobCallbacks
 from sanchari_processes.service.events import JobEvents
 from sanchari_processes.service.executors import make_executor
@@ -50,7 +51,12 @@ from sanchari_processes.service.executors.base import (
     local_owner,
     release_owner,
 )
-from sanchari_processes.service.jobs import RESULT_MIMETYPE, RoadJob, result_files, run_road_job
+from sanchari_processes.service.jobs import (
+    RESULT_MIMETYPE,
+    RoadJob,
+    result_files,
+    run_service_job,
+)
 from sanchari_processes.service.planning import PlanningPool
 from sanchari_processes.service.process import SanchariProcessor, SanchariProcessorError
 from sanchari_processes.service.recovery import Recovery
@@ -130,7 +136,8 @@ class SanchariManager(BaseManager):
                 return
             self.acquire_folder()
             self._sync.resize(sync_limit)
-            executor = executor or make_executor(self.settings, self.events, runner or run_road_job)
+            runner = runner or run_service_job
+            executor = executor or make_executor(self.settings, self.events, runner)
             store = self.store  # opened first: an unreachable database starts nothing
             self._sync_owner = local_owner()
             recovery = Recovery(self.settings, store, executor, self._sync_owner, self, self.events)
@@ -184,9 +191,12 @@ class SanchariManager(BaseManager):
         """Validate, plan and run (async: queue) a job; raises :class:`SanchariError` (4xx/5xx).
 
         A sync job is answered and forgotten, unless an output is by reference: then it is
-        kept (and listed) like an async job, so its links work until it expires.
+        kept (and listed) like an async job, so its links work until it expires. A process
+        that runs only asynchronously does so whatever the request prefers (OGC API -
+        Processes, /req/core/process-execute-default-execution-mode).
         """
         processor = self.get_processor(process_id)
+        async_ = async_ or bool(getattr(processor, "async_only", False))
         job_id = str(uuid.uuid4())
         job = processor.prepare(  # type: ignore[attr-defined]
             inputs, job_id, self.job_dir(job_id), outputs=execution.files()
@@ -228,7 +238,9 @@ class SanchariManager(BaseManager):
         """pygeoapi's manager interface (our own execute handler calls :meth:`run`)."""
         try:
             body = pygeoapi_body(requested_outputs, requested_response, subscriber)
-            execution = parse_execution(body, self.settings.callbacks)
+            processor = self.get_processor(process_id)
+            outputs = getattr(processor, "outputs", None) or OUTPUTS
+            execution = parse_execution(body, self.settings.callbacks, outputs)
             async_ = execution_mode == RequestedProcessExecutionMode.respond_async
             outcome = self.run(process_id, data_dict, execution, async_=async_)
         except (ProcessorExecuteError, UnknownProcessError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.plugin import load_plugin
 
 from sanchari_processes import __version__
-from sanchari_processes.results import OUTPUTS
+from sanchari_processes.results import ALL_OUTPUTS, OUTPUTS, OutputKind
 from sanchari_processes.service.jobs import RESULT_MIMETYPE
+from sanchari_processes.service.settings import models_dir_of
 from sanchari_processes.service.store import STATUSES
 
 OPENAPI_MEDIA = "application/vnd.oai.openapi+json;version=3.0"
@@ -46,7 +48,7 @@ def components() -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["schemas"]["statusInfo"]["properties"]["status"]["enum"] = list(STATUSES)
     data["parameters"]["status"]["schema"]["items"]["enum"] = list(STATUSES)
-    data["parameters"]["outputId"]["schema"]["enum"] = list(OUTPUTS)
+    data["parameters"]["outputId"]["schema"]["enum"] = list(ALL_OUTPUTS)
     return data
 
 
@@ -73,12 +75,13 @@ def _get(operation: str, summary: str, tag: str, responses: dict, params: list) 
     }
 
 
-def _execute_path(process_id: str, title: str, inputs: dict, example: dict | None) -> dict:
+def _execute_path(process_id: str, meta: dict[str, Any]) -> dict:
+    outputs: Mapping[str, OutputKind] = meta["outputs"]
     body_schema = {
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "inputs": copy.deepcopy(inputs),
+            "inputs": copy.deepcopy(meta["schema"]),
             "outputs": {
                 "type": "object",
                 "description": "Outputs to return (default: all, by value).",
@@ -99,7 +102,7 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
                         },
                         "additionalProperties": False,
                     }
-                    for key, kind in OUTPUTS.items()
+                    for key, kind in outputs.items()
                 },
                 "additionalProperties": False,
             },
@@ -108,16 +111,22 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
         },
     }
     content: dict[str, Any] = {"schema": body_schema}
-    if example:
-        content["example"] = example
+    if meta.get("example"):
+        content["example"] = meta["example"]
     error = {"$ref": "#/components/responses/default"}
+    responses: dict[str, Any] = {"200": _results_200(outputs), "204": _results_204()}
+    description = (
+        "Synchronous by default (the results come back as `response` and `outputs` ask); with "
+        "the header `Prefer: respond-async` a job is created (201 and its status document)."
+    )
+    if meta.get("async_only"):
+        responses = {}
+        description = "Always asynchronous: a job is created (201 and its status document)."
     return {
         "post": {
             "operationId": f"execute-{process_id}",
-            "summary": f"Run {title}",
-            "description": "Synchronous by default (the results come back as `response` and "
-            "`outputs` ask); with the header `Prefer: respond-async` a job is created (201 and "
-            "its status document).",
+            "summary": f"Run {meta['title']}",
+            "description": description,
             "tags": [process_id],
             "parameters": [
                 {
@@ -129,8 +138,7 @@ def _execute_path(process_id: str, title: str, inputs: dict, example: dict | Non
             ],
             "requestBody": {"required": True, "content": {JSON: content}},
             "responses": {
-                "200": _results_200(),
-                "204": _results_204(),
+                **responses,
                 "201": {
                     "description": "Job created (asynchronous execution)",
                     "headers": {"Location": {"schema": {"type": "string"}}},
@@ -191,9 +199,7 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
             {"200": _json_or_html("process", "The process description")},
             [f],
         )
-        paths[f"/processes/{process_id}/execution"] = _execute_path(
-            process_id, meta["title"], meta["schema"], meta.get("example")
-        )
+        paths[f"/processes/{process_id}/execution"] = _execute_path(process_id, meta)
     job_params = [_p("jobId"), f]
     paths["/jobs"] = _get(
         "getJobs",
@@ -251,15 +257,64 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
     return paths
 
 
+def _model_paths() -> dict[str, Any]:
+    """``/models`` and ``/models/{modelId}`` (served when a models folder is configured)."""
+    not_found = {"$ref": "#/components/responses/NotFound"}
+    error = {"$ref": "#/components/responses/default"}
+    model = {
+        "get": {
+            "operationId": "getModel",
+            "summary": "A model of the models folder: its metadata and card",
+            "tags": ["models"],
+            "parameters": [_p("modelId")],
+            "responses": {
+                "200": {
+                    "description": "The model",
+                    "content": {JSON: {"schema": _ref("modelInfo")}},
+                },
+                "404": not_found,
+                "503": error,
+                "default": error,
+            },
+        },
+        "delete": {
+            "operationId": "deleteModel",
+            "summary": "Delete a model of the models folder",
+            "tags": ["models"],
+            "parameters": [_p("modelId")],
+            "responses": {"204": {"description": "Deleted"}, "404": not_found, "default": error},
+        },
+    }
+    listing = {
+        "get": {
+            "operationId": "getModels",
+            "summary": "The models of the models folder (adapted models)",
+            "tags": ["models"],
+            "parameters": [],
+            "responses": {
+                "200": {
+                    "description": "The models",
+                    "content": {JSON: {"schema": _ref("modelList")}},
+                },
+                "default": error,
+            },
+        }
+    }
+    return {"/models": listing, "/models/{modelId}": model}
+
+
 def _file_content() -> dict[str, Any]:
-    types = {fmt.media_type for kind in OUTPUTS.values() for fmt in kind.formats}
+    types = {fmt.media_type for kind in ALL_OUTPUTS.values() for fmt in kind.formats}
     return {media: {"schema": {"type": "string", "format": "binary"}} for media in sorted(types)}
 
 
-def _results_200() -> dict[str, Any]:
+def _results_200(outputs: Mapping[str, OutputKind] = ALL_OUTPUTS) -> dict[str, Any]:
+    results: dict[str, Any] = _ref("results")
+    if "model" in outputs:
+        results = {"oneOf": [_ref("results"), _ref("adaptedModel")]}
     content = {
         RESULT_MIMETYPE: {"schema": _ref("featureCollection")},
-        JSON: {"schema": _ref("results")},
+        JSON: {"schema": results},
         "multipart/related": {"schema": {"type": "string", "format": "binary"}},
     }
     for media, schema in _file_content().items():
@@ -292,15 +347,19 @@ def openapi_document(config: dict) -> dict[str, Any]:
             "title": metadata.get("title", name),
             "schema": schema,
             "example": metadata.get("example"),
+            "outputs": getattr(processor, "outputs", OUTPUTS),
+            "async_only": bool(getattr(processor, "async_only", False)),
         }
     tags = [{"name": "server"}, {"name": "processes"}, {"name": "jobs"}]
+    if models_dir_of(config):
+        tags.append({"name": "models"})
     tags += [{"name": name} for name in processes]
     return {
         "openapi": "3.0.2",
         "info": {**base["info"], "version": __version__},
         "servers": base["servers"],
         "tags": tags,
-        "paths": _paths(processes),
+        "paths": {**_paths(processes), **(_model_paths() if models_dir_of(config) else {})},
         "components": components(),
     }
 

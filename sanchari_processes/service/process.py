@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+from collections.abc import Mapping
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
@@ -26,10 +27,17 @@ from typing import Any, ClassVar
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
 from sanchari_processes import __version__
-from sanchari_processes.errors import InternalError, SanchariError
-from sanchari_processes.inputs import RequestOptions, engine_inputs, make_validator, validate
-from sanchari_processes.results import OUTPUTS
-from sanchari_processes.service.jobs import RESULT_MIMETYPE, ROADS_ONLY, RoadJob, run_road_job
+from sanchari_processes.errors import InternalError, InvalidInputError, SanchariError
+from sanchari_processes.inputs import (
+    InputSpec,
+    RequestOptions,
+    engine_inputs,
+    make_validator,
+    validate,
+)
+from sanchari_processes.results import OUTPUTS, OutputKind
+from sanchari_processes.service.jobs import ROADS_ONLY, RoadJob
+from sanchari_processes.service.models import MODEL_ID_PATTERN, ModelStore, check_model_id
 from sanchari_processes.service.settings import ProcessSettings
 from sanchari_processes.sources.gee import NAIP
 from sanchari_processes.sources.registry import build_sources, choose, source_inputs
@@ -39,6 +47,14 @@ LOGGER = logging.getLogger(__name__)
 PROCESS_ID = "road-extraction"
 GEE_PROCESS_ID = "road-extraction-gee"
 OUTPUT_ID = "roads"
+#: The ``model`` input of a road process with a models folder.
+MODEL_INPUT = InputSpec(
+    "Model",
+    "Id of a model of the server's models folder (an adapted model: road-model-adaptation "
+    "makes them, GET /models lists them). Default: the server's model.",
+    {"type": "string", "pattern": MODEL_ID_PATTERN},
+    accepts={"type": "string"},
+)
 
 
 class SanchariProcessorError(ProcessorExecuteError):
@@ -63,15 +79,35 @@ class SanchariProcessor(BaseProcessor):
     keywords: ClassVar[list[str]]
     example: ClassVar[dict[str, Any]]
     default_sources: ClassVar[tuple[str, ...]]
+    #: The process's outputs (the execute request's ``outputs`` are checked against them).
+    outputs: ClassVar[Mapping[str, OutputKind]] = OUTPUTS
+    job_control: ClassVar[tuple[str, ...]] = ("sync-execute", "async-execute", "dismiss")
 
     def __init__(self, processor_def: dict) -> None:
-        self.settings = ProcessSettings.from_mapping(processor_def, self.default_sources)
+        self.settings = self.read_settings(processor_def)
         self.sources = build_sources(self.settings.sources, self.settings.source_settings())
-        self.inputs = {**source_inputs(self.sources), **engine_inputs()}
+        #: The models folder, when configured (a ``model`` input picks one of its models).
+        self.models = ModelStore(self.settings.models_dir) if self.settings.models_dir else None
+        self.inputs = self.process_inputs()
         self.validator = make_validator(self.inputs)
         #: Planning threads that may use the network at once (the cap on remote header reads).
         self.network_slots = self.settings.remote.concurrency
         super().__init__(processor_def, copy.deepcopy(self.describe()))
+
+    def read_settings(self, processor_def: dict) -> ProcessSettings:
+        """The processor block of ``pygeoapi-config.yml``, parsed."""
+        return ProcessSettings.from_mapping(processor_def, self.default_sources)
+
+    def process_inputs(self) -> dict[str, InputSpec]:
+        """The imagery sources' inputs, the engine options and, with a models folder, ``model``."""
+        inputs = {**source_inputs(self.sources), **engine_inputs()}
+        if self.models is not None:
+            inputs["model"] = MODEL_INPUT
+        return inputs
+
+    @property
+    def async_only(self) -> bool:
+        return "sync-execute" not in self.job_control
 
     def describe(self) -> dict[str, Any]:
         """The OGC process description (pygeoapi adds links and job control options)."""
@@ -80,14 +116,25 @@ class SanchariProcessor(BaseProcessor):
             "id": self.process_id,
             "title": self.title,
             "description": self.summary,
-            "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+            "jobControlOptions": list(self.job_control),
             "outputTransmission": ["value", "reference"],
             "keywords": ["roads", "centrelines", "GeoJSON", *self.keywords],
             "links": [],
             "inputs": {name: spec.describe() for name, spec in self.inputs.items()},
-            "outputs": {key: kind.describe() for key, kind in OUTPUTS.items()},
-            "example": {"inputs": self.example, "outputs": {OUTPUT_ID: {}}},
+            "outputs": {key: kind.describe() for key, kind in self.outputs.items()},
+            "example": {"inputs": self.example, "outputs": {next(iter(self.outputs)): {}}},
         }
+
+    def model_weights(self, model_id: Any, what: str = "model") -> Path:
+        """The folder of model ``model_id`` of the models folder (400 when unknown)."""
+        check_model_id(model_id, f"input '{what}'")
+        found = self.models.find(model_id) if self.models is not None else None
+        if found is None:
+            raise InvalidInputError(
+                f"input '{what}': no model {model_id!r} in the models folder (GET /models "
+                "lists them)"
+            )
+        return found
 
     @property
     def validation_schema(self) -> dict[str, Any]:
@@ -106,6 +153,9 @@ class SanchariProcessor(BaseProcessor):
         A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
         """
         inputs = validate(inputs, self.validator)
+        engine = self.settings.engine
+        if "model" in inputs:
+            engine = replace(engine, weights=self.model_weights(inputs["model"]))
         source = choose(self.sources, inputs)
         return RoadJob(
             job_id=job_id,
@@ -113,7 +163,7 @@ class SanchariProcessor(BaseProcessor):
             parameters=copy.deepcopy(inputs),
             options=RequestOptions.parse(inputs),
             plan=source.plan(inputs),
-            engine=self.settings.engine,
+            engine=engine,
             job_dir=job_dir,
             outputs=outputs,
         )
@@ -131,11 +181,14 @@ class SanchariProcessor(BaseProcessor):
         """In-process execution, for stock pygeoapi managers (ours uses worker processes)."""
         import json
 
+        from sanchari_processes.service.jobs import run_service_job
+
         try:
             with tempfile.TemporaryDirectory(prefix="sanchari-job-") as tmp:
                 job = self.complete(self.prepare(data, "inline", Path(tmp)))
-                path = run_road_job(job, lambda *_: None)
-                return RESULT_MIMETYPE, json.loads(path.read_text(encoding="utf-8"))
+                path = run_service_job(job, lambda *_: None)
+                media = next(iter(self.outputs.values())).default.media_type
+                return media, json.loads(path.read_text(encoding="utf-8"))
         except SanchariError as exc:
             raise SanchariProcessorError(exc) from None
         except Exception:

@@ -28,7 +28,7 @@ from typing import Any
 
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.netguard import NetPolicy, check_url
-from sanchari_processes.results import GEOJSON, OUTPUTS
+from sanchari_processes.results import ALL_OUTPUTS, GEOJSON, JSON, OUTPUTS, OutputKind
 
 RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
 MODES = ("value", "reference")
@@ -94,13 +94,18 @@ class Execution:
         return doc
 
 
-def parse_execution(body: Mapping[str, Any], policy: NetPolicy) -> Execution:
-    """``outputs``, ``response`` and ``subscriber`` of an execute request (400 when wrong)."""
+def parse_execution(
+    body: Mapping[str, Any],
+    policy: NetPolicy,
+    outputs: Mapping[str, OutputKind] = OUTPUTS,
+) -> Execution:
+    """``outputs``, ``response`` and ``subscriber`` of an execute request (400 when wrong);
+    ``outputs``: the process's table of outputs."""
     response = body.get("response", "raw")
     if response not in RESPONSES:
         raise InvalidInputError("'response' must be 'raw' or 'document'")
     return Execution(
-        outputs=_parse_outputs(body.get("outputs")),
+        outputs=_parse_outputs(body.get("outputs"), outputs),
         response=response,
         subscriber=_parse_subscriber(body.get("subscriber"), policy),
     )
@@ -119,16 +124,16 @@ def pygeoapi_body(outputs: dict | None, response: str | None, subscriber: Any) -
     return body
 
 
-def _parse_outputs(outputs: Any) -> tuple[OutputRequest, ...]:
+def _parse_outputs(outputs: Any, table: Mapping[str, OutputKind]) -> tuple[OutputRequest, ...]:
     if outputs is None or outputs == {}:
-        return tuple(OutputRequest(key, kind.default.media_type) for key, kind in OUTPUTS.items())
+        return tuple(OutputRequest(key, kind.default.media_type) for key, kind in table.items())
     if not isinstance(outputs, dict):
         raise InvalidInputError("'outputs' must be an object keyed by output id")
     parsed = []
     for key, spec in outputs.items():
-        if key not in OUTPUTS:
+        if key not in table:
             raise InvalidInputError(
-                f"unknown output '{str(key)[:50]}'; the process has {', '.join(OUTPUTS)}"
+                f"unknown output '{str(key)[:50]}'; the process has {', '.join(table)}"
             )
         spec = spec if spec is not None else {}
         if not isinstance(spec, dict):
@@ -144,7 +149,7 @@ def _parse_outputs(outputs: Any) -> tuple[OutputRequest, ...]:
         fmt = spec.get("format") or {}
         if not isinstance(fmt, dict) or not isinstance(fmt.get("mediaType", ""), str):
             raise InvalidInputError(f'output \'{key}\': format must be {{"mediaType": "..."}}')
-        media = OUTPUTS[key].format_for(fmt.get("mediaType")).media_type
+        media = table[key].format_for(fmt.get("mediaType")).media_type
         parsed.append(OutputRequest(key, media, mode == "reference"))
     return tuple(parsed)
 
@@ -177,10 +182,11 @@ def _parse_subscriber(subscriber: Any, policy: NetPolicy) -> Subscriber | None:
 
 
 def execution_from_dict(data: Mapping[str, Any] | None, policy: NetPolicy) -> Execution:
-    """A stored :meth:`Execution.to_dict` back (jobs stored before it had roads only)."""
+    """A stored :meth:`Execution.to_dict` back (jobs stored before it had roads only); it was
+    checked against its process's outputs when stored, so any process's output is read."""
     if not data:
         return Execution(outputs=(OutputRequest("roads", GEOJSON),))
-    return parse_execution(data, policy)
+    return parse_execution(data, policy, ALL_OUTPUTS)
 
 
 def stored_request(stored: Any, policy: NetPolicy) -> tuple[Any, Execution]:
@@ -221,7 +227,7 @@ def results_document(
         result = files[out.id]
         if out.reference:
             document[out.id] = _link(base_url, job_id, out.id, result.media_type)
-        elif result.media_type == GEOJSON:
+        elif result.media_type in (GEOJSON, JSON):
             value = json.loads(result.path.read_text(encoding="utf-8"))
             document[out.id] = {"value": value, "mediaType": result.media_type}
         else:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sanchari_processes.config import BACKENDS, InferenceConfig
+from sanchari_processes.adapt.config import MAX_MINUTES, MIN_MINUTES, AdaptConfig
+from sanchari_processes.config import BACKENDS, TTA_MODES, InferenceConfig
 from sanchari_processes.engine.build import EngineOptions
-from sanchari_processes.errors import SettingsError
+from sanchari_processes.errors import SanchariError, SettingsError
 from sanchari_processes.netguard import NetPolicy
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 from sanchari_processes.sources.base import SourceSettings
@@ -63,6 +64,8 @@ class ProcessSettings:
     default_window_size: int = 1024
     remote: RemoteSettings = field(default_factory=RemoteSettings)
     gee: GeeSettings = field(default_factory=GeeSettings)
+    #: The models folder (adapted models, one sub-folder per id); ``None``: no ``model`` input.
+    models_dir: Path | None = None
 
     def __post_init__(self) -> None:
         _check_limits(self.max_pixels, self.default_window_size)
@@ -74,7 +77,7 @@ class ProcessSettings:
         default_sources: tuple[str, ...] = ("catalogue", "stac", "cog"),
     ) -> ProcessSettings:
         """Parse a processor block of ``pygeoapi-config.yml`` (unknown keys are errors)."""
-        known = _ENGINE_KEYS | {"geotiff_dir", "sources", "gee"} | REMOTE_KEYS
+        known = _ENGINE_KEYS | {"geotiff_dir", "sources", "gee", "models_dir"} | REMOTE_KEYS
         _reject_unknown(block, known, "processor")
         sources = block.get("sources") or default_sources
         if isinstance(sources, str):
@@ -87,6 +90,7 @@ class ProcessSettings:
             default_window_size=_int(block, "default_window_size", 1024),
             remote=RemoteSettings.from_mapping(block),
             gee=_gee_settings(block.get("gee") or {}),
+            models_dir=_folder(block.get("models_dir")),
         )
 
     def source_settings(self) -> SourceSettings:
@@ -97,6 +101,85 @@ class ProcessSettings:
             remote=self.remote,
             gee=self.gee,
         )
+
+
+def _folder(value: Any) -> Path | None:
+    """A configured folder, absolute (workers may start elsewhere); ``None`` when unset."""
+    text = str(value or "").strip()
+    return Path(text).expanduser().absolute() if text else None
+
+
+def models_dir_of(config: Mapping[str, Any]) -> Path | None:
+    """The models folder of a whole configuration: the first process block that names one
+    (the adaptation process's, where there is one); ``None`` when none does."""
+    blocks = [
+        resource.get("processor") or {}
+        for resource in (config.get("resources") or {}).values()
+        if isinstance(resource, Mapping) and resource.get("type") == "process"
+    ]
+    blocks.sort(key=lambda b: not str(b.get("name", "")).endswith("ModelAdaptationProcessor"))
+    for block in blocks:
+        folder = _folder(block.get("models_dir"))
+        if folder is not None:
+            return folder
+    return None
+
+
+#: The adaptation process's own settings (beside a road process's).
+ADAPT_KEYS = {"max_minutes", "adaptation"}
+#: The server's cap on an adaptation's budget unless configured (minutes).
+DEFAULT_MAX_MINUTES = 10.0
+
+
+@dataclass(frozen=True)
+class AdaptationSettings:
+    """The ``road-model-adaptation`` processor: imagery and model as a road process, plus the
+    budget cap and the adaptation's defaults (any :class:`AdaptConfig` field but the budget)."""
+
+    process: ProcessSettings
+    #: Largest ``minutes`` a request may ask for (within the adaptation's own limits).
+    max_minutes: float = DEFAULT_MAX_MINUTES
+    #: The adaptation's defaults (its ``minutes`` is the default budget).
+    defaults: AdaptConfig = field(default_factory=AdaptConfig)
+
+    @classmethod
+    def from_mapping(
+        cls, block: Mapping[str, Any], default_sources: tuple[str, ...]
+    ) -> AdaptationSettings:
+        process = ProcessSettings.from_mapping(
+            {k: v for k, v in block.items() if k not in ADAPT_KEYS}, default_sources
+        )
+        if process.models_dir is None:
+            raise SettingsError("the adaptation process needs models_dir (SANCHARI_MODELS_DIR)")
+        cap = _float(block, "max_minutes", DEFAULT_MAX_MINUTES)
+        if not MIN_MINUTES <= cap <= MAX_MINUTES:
+            raise SettingsError(
+                f"max_minutes must be within {MIN_MINUTES:g}..{MAX_MINUTES:g}, got {cap:g}"
+            )
+        overrides = dict(block.get("adaptation") or {})
+        allowed = {f.name for f in fields(AdaptConfig)} - {"minutes", "finetune", "road_width_m"}
+        _reject_unknown(overrides, allowed, "adaptation")
+        overrides.setdefault("tta", process.engine.inference.tta)
+        if overrides["tta"] not in TTA_MODES:
+            raise SettingsError(f"adaptation: tta must be one of {', '.join(TTA_MODES)}")
+        try:
+            defaults = AdaptConfig(minutes=min(AdaptConfig().minutes, cap), **overrides)
+        except (TypeError, ValueError, SanchariError) as exc:
+            raise SettingsError(f"adaptation settings: {exc}") from None
+        return cls(process=process, max_minutes=cap, defaults=defaults)
+
+
+def _float(block: Mapping[str, Any], key: str, default: float) -> float:
+    value = block.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {key} must be a number, got {value!r}") from None
+    if number != number:
+        raise SettingsError(f"setting {key} must be a number, got {value!r}")
+    return number
 
 
 def _gee_settings(block: Mapping[str, Any]) -> GeeSettings:

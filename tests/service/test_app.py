@@ -38,7 +38,11 @@ def test_landing_conformance_and_process_list(client: FlaskClient) -> None:
     conformance = client.get("/conformance").get_json()["conformsTo"]
     assert any("ogcapi-processes-1/1.0/conf/core" in c for c in conformance)
     processes = client.get("/processes").get_json()["processes"]
-    assert [p["id"] for p in processes] == ["road-extraction", "road-extraction-gee"]
+    assert [p["id"] for p in processes] == [
+        "road-extraction",
+        "road-extraction-gee",
+        "road-model-adaptation",
+    ]
 
 
 def test_describe_process(client: FlaskClient) -> None:
@@ -52,6 +56,7 @@ def test_describe_process(client: FlaskClient) -> None:
         "tta",
         "window_size",
         "simplify_m",
+        "model",
     }
     assert desc["inputs"]["latitude"]["schema"]["maximum"] == 90
     assert {"async-execute", "dismiss"} <= set(desc["jobControlOptions"])

@@ -41,6 +41,7 @@ def test_listed_and_described(client: FlaskClient) -> None:
         "threshold",
         "tta",
         "simplify_m",
+        "model",
     }
     collection = desc["inputs"]["collection"]["schema"]
     assert collection["enum"] == ["USDA/NAIP/DOQQ", "COPERNICUS/S2_SR_HARMONIZED"]

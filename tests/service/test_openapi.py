@@ -31,6 +31,8 @@ ENV = (
     "SANCHARI_REMOTE_ALLOW",
     "SANCHARI_REMOTE_TIMEOUT",
     "SANCHARI_REMOTE_CONCURRENCY",
+    "SANCHARI_MODELS_DIR",
+    "SANCHARI_ADAPT_MAX_MINUTES",
 )
 
 
@@ -61,10 +63,12 @@ def test_served_document_lists_only_served_endpoints(client: FlaskClient) -> Non
     paths = set(document["paths"])
     assert "/collections" not in paths
     assert {"/", "/jobs", "/jobs/{jobId}", "/jobs/{jobId}/results"} <= paths
+    assert {"/models", "/models/{modelId}", "/processes/road-model-adaptation/execution"} <= paths
     for path, item in document["paths"].items():
-        concrete = path.replace("{jobId}", "no-such-job")
+        concrete = path.replace("{jobId}", "no-such-job").replace("{modelId}", "no-such-model")
         for method in item:
             answer = client.open(concrete, method=method.upper(), json={"inputs": {}})
-            assert answer.status_code not in (404, 405) or "jobId" in path, (method, path)
+            unknown = "jobId" in path or "modelId" in path
+            assert answer.status_code not in (404, 405) or unknown, (method, path)
     links = client.get("/").get_json()["links"]
     assert not [link for link in links if "collections" in link["href"]]

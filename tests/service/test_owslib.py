@@ -51,7 +51,11 @@ def _wait(job_url: str, timeout: float = 90.0) -> dict:
 
 def test_owslib_list_describe_execute_poll_results(server_url: str) -> None:
     client = Processes(server_url)
-    assert [p["id"] for p in client.processes()] == ["road-extraction", "road-extraction-gee"]
+    assert [p["id"] for p in client.processes()] == [
+        "road-extraction",
+        "road-extraction-gee",
+        "road-model-adaptation",
+    ]
     desc = client.process("road-extraction")
     assert "latitude" in desc["inputs"] and set(desc["outputs"]) >= {"roads", "mask"}
     assert "collection" in client.process("road-extraction-gee")["inputs"]
