@@ -6,6 +6,20 @@ API exception type and HTTP status, so the edges (CLI, web service) map it witho
 
 from __future__ import annotations
 
+#: The exception ``type`` URIs OGC API - Processes Part 1 (1.0) defines, by our short code (the
+#: ``code`` member keeps the short name; other codes are their own ``type``).
+_EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
+OGC_EXCEPTION_TYPES = {
+    "NoSuchProcess": _EXCEPTIONS + "no-such-process",
+    "NoSuchJob": _EXCEPTIONS + "no-such-job",
+    "ResultNotReady": _EXCEPTIONS + "result-not-ready",
+}
+
+
+def exception_type(code: str) -> str:
+    """The ``type`` of an OGC exception document with this ``code``."""
+    return OGC_EXCEPTION_TYPES.get(code, code)
+
 
 class SanchariError(Exception):
     """Base of every error SANCHARi raises on purpose."""

@@ -47,8 +47,25 @@ IMAGE_REF = {
     },
     "additionalProperties": False,
 }
-#: What a request may send as ``image``: a link object or a bare href.
-IMAGE = {"oneOf": [IMAGE_REF, {"type": "string", "minLength": 1, "maxLength": 2048}]}
+#: ``image`` sent in the request: base64 text as a qualified value (the body limit bounds it).
+IMAGE_DATA = {
+    "type": "object",
+    "required": ["value"],
+    "properties": {
+        "value": {"type": "string", "minLength": 1},
+        "mediaType": {"type": "string", "maxLength": 200},
+        "encoding": {"type": "string", "enum": ["base64"]},
+        "schema": {},
+    },
+    "additionalProperties": False,
+}
+#: What a request may send as ``image``: a link object, a bare href or file name, base64 text
+#: (a string without ``.`` or ``:``, which every href and file name has) or a qualified value.
+IMAGE = {"oneOf": [IMAGE_REF, {"type": "string", "minLength": 1}, IMAGE_DATA]}
+#: Longest ``image`` href or file name.
+MAX_HREF = 2048
+#: Members of an OGC qualified value (``{"value": …, "mediaType": …}``).
+QUALIFIED = frozenset({"value", "mediaType", "encoding", "schema"})
 THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 TTA = {"type": "string", "enum": list(TTA_MODES), "default": DEFAULT_TTA}
 WINDOW = {"type": "integer", "minimum": 64, "default": 1024}
@@ -159,9 +176,14 @@ def make_validator(specs: Mapping[str, InputSpec]) -> jsonschema.Draft202012Vali
 
 
 def validate(inputs: Any, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
-    """Schema errors and non-finite numbers as one 400 naming the first bad input."""
+    """Schema errors and non-finite numbers as one 400 naming the first bad input.
+
+    JSON inputs sent as OGC qualified values (``{"value": {...}, "mediaType":
+    "application/json"}``) are checked, and returned, as their plain value.
+    """
     if not isinstance(inputs, dict):
         raise InvalidInputError("'inputs' must be a JSON object")
+    inputs = {name: _unqualified(value) for name, value in inputs.items()}
     errors = sorted(validator.iter_errors(inputs), key=lambda e: (len(e.path), list(e.path)))
     if errors:
         raise InvalidInputError(_describe(errors[0], validator.schema["properties"]))
@@ -171,12 +193,42 @@ def validate(inputs: Any, validator: jsonschema.Draft202012Validator) -> dict[st
     return inputs
 
 
-def image_href(inputs: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(href, type)`` of the ``image`` input (either form), or ``(None, None)``."""
+def _unqualified(value: Any) -> Any:
+    """A qualified value whose media type is JSON (or not given) as its plain value; anything
+    else as it is (base64 data stays qualified: only ``image`` takes it)."""
+    if not isinstance(value, dict) or "value" not in value or not set(value) <= QUALIFIED:
+        return value
+    media = value.get("mediaType")
+    if "encoding" in value or not (media is None or _is_json(media)):
+        return value
+    return value["value"]
+
+
+def _is_json(media_type: Any) -> bool:
+    kind = str(media_type).split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def image_data(inputs: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """``(base64 text, media type)`` when ``image`` is sent in the request, else ``None``."""
     image = inputs.get("image")
-    if isinstance(image, dict):
-        return image["href"], image.get("type")
-    return image, None
+    if isinstance(image, dict) and "value" in image:
+        return image["value"], image.get("mediaType")
+    if isinstance(image, str) and "." not in image and ":" not in image:
+        return image, None
+    return None
+
+
+def image_href(inputs: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(href, type)`` of an ``image`` by reference or name, or ``(None, None)`` (no image, or
+    one sent in the request)."""
+    image = inputs.get("image")
+    if image is None or image_data(inputs) is not None:
+        return None, None
+    href, media = (image["href"], image.get("type")) if isinstance(image, dict) else (image, None)
+    if len(href) > MAX_HREF:
+        raise InvalidInputError(f"input 'image': an href is at most {MAX_HREF} characters")
+    return href, media
 
 
 def parse_bbox(inputs: Mapping[str, Any]) -> tuple[tuple[float, float, float, float], str]:
@@ -224,7 +276,7 @@ def _describe(error: jsonschema.ValidationError, accepted: Mapping[str, Any]) ->
         "required": lambda: f"needs {error.message}",
         "minItems": lambda: "must have 4 numbers: minx, miny, maxx, maxy",
         "maxItems": lambda: "must have 4 numbers: minx, miny, maxx, maxy",
-        "oneOf": lambda: 'must be {"href": "..."} or a file name',
+        "oneOf": lambda: 'must be {"href": "..."}, a file name or base64 data',
         "additionalProperties": lambda: "has unknown members",
         "minLength": lambda: "must not be empty",
         "maxLength": lambda: "is too long",

@@ -17,7 +17,11 @@ from sanchari_processes.inference.checkpoint import make_untrained_checkpoint
 from sanchari_processes.inference.model import Architecture
 
 #: Fixture modules shared by several test modules (registered here so pytest rewrites asserts).
-pytest_plugins = ["tests.service_fixtures", "tests.cluster_fixtures"]
+pytest_plugins = [
+    "tests.service_fixtures",
+    "tests.cluster_fixtures",
+    "tests.conformance_fixtures",
+]
 
 TINY_ARCHITECTURE = Architecture(
     encoder_name="tu-mobilenetv3_small_050", encoder_depth=3, decoder_channels=(16, 8, 4)

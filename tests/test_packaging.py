@@ -36,6 +36,15 @@ def test_wheel_carries_the_model_and_the_config(wheel: Path) -> None:
     shipped = {p.name for p in (REPO / "weights").iterdir() if p.suffix in model_files}
     assert shipped and {f"sanchari_processes/data/weights/{n}" for n in shipped} <= names
     assert "sanchari_processes/data/pygeoapi-config.yml" in names
+    static = REPO / "sanchari_processes" / "service" / "static"  # the job page, offline
+    served = {
+        f"sanchari_processes/service/static/{p.relative_to(static)}"
+        for p in static.rglob("*")
+        if p.is_file()
+    }
+    assert served and served <= names
+    assert "sanchari_processes/service/static/leaflet/LICENSE" in names
+    assert "sanchari_processes/service/templates/job.html" in names
 
 
 def test_installed_copy_predicts_from_another_folder(wheel: Path, tmp_path: Path) -> None:

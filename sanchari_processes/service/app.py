@@ -23,9 +23,10 @@ from flask import Flask, Response, make_response, request, send_file
 from pygeoapi.api import APIRequest, apply_gzip
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from sanchari_processes.errors import ModelMissingError
-from sanchari_processes.service import handlers
+from sanchari_processes.errors import ModelMissingError, exception_type
+from sanchari_processes.service import handlers, pages
 from sanchari_processes.service.executors.base import Runner
+from sanchari_processes.service.listing import list_jobs
 from sanchari_processes.service.manager import SanchariManager
 from sanchari_processes.service.models import ModelNotFoundError, ModelStore
 from sanchari_processes.service.openapi import openapi_document
@@ -81,6 +82,7 @@ def create_app(
     static = Path(pygeoapi.__file__).parent / "static"
     app = Flask(__name__, static_folder=str(static), static_url_path="/static")
     app.url_map.strict_slashes = False
+    app.register_blueprint(pages.blueprint)  # Leaflet and the job page's files, offline
     app.extensions["sanchari.api"] = api
     app.extensions["sanchari.manager"] = manager
     app.extensions["sanchari.runner"] = runner
@@ -129,7 +131,7 @@ def create_app(
     @app.get("/jobs")
     def jobs() -> Response:
         args = request.args.to_dict(flat=False)
-        return call(lambda api_, req: handlers.list_jobs(api_, req, args))
+        return call(lambda api_, req: list_jobs(api_, req, args))
 
     @app.route("/jobs/<job_id>", methods=["GET", "DELETE"])
     def job(job_id: str) -> Response:
@@ -143,7 +145,10 @@ def create_app(
 
     @app.get("/jobs/<job_id>/results/<output_id>")
     def result_file(job_id: str, output_id: str) -> Response:
-        """One output's file, with HTTP range requests (GDAL's /vsicurl/, QGIS)."""
+        """One output's file, with HTTP range requests (GDAL's /vsicurl/, QGIS); with
+        ``f=html`` (only: a browser's ``Accept`` gets the file) the page of its job."""
+        if request.args.get("f") == "html":
+            return call(handlers.job_results, job_id)
         api_request = APIRequest.from_flask(request, api.locales)
         found = handlers.result_file(api, api_request, job_id, output_id)
         if not isinstance(found, ResultFile):
@@ -226,5 +231,5 @@ def _model_routes(app: Flask, models: ModelStore, base_url: str) -> None:
 
 
 def _exception_response(status: int, code: str, description: str) -> Response:
-    body = json.dumps({"type": code, "code": code, "description": description})
+    body = json.dumps({"type": exception_type(code), "code": code, "description": description})
     return Response(body, status=status, content_type="application/json")

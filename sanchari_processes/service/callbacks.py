@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sanchari_processes.errors import JobNotFoundError, SanchariError
+from sanchari_processes.errors import JobNotFoundError, SanchariError, exception_type
 from sanchari_processes.netguard import BlockedURLError, NetPolicy, request
 from sanchari_processes.service.executors.base import JobFailure
 from sanchari_processes.service.jobs import result_files
@@ -233,7 +233,7 @@ class JobCallbacks:
             elif record["status"] == "failed":
                 error = record.get("error") or JobFailure.internal().to_dict()
                 exception = {
-                    "type": error["code"],
+                    "type": exception_type(error["code"]),
                     "code": error["code"],
                     "status": error["status"],
                     "description": error["message"],

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sanchari_processes.errors import JobNotFoundError
 from sanchari_processes.service.callbacks import JobCallbacks
 from sanchari_processes.service.executors.base import JobFailure
 from sanchari_processes.service.jobs import RESULT_MIMETYPE
@@ -67,10 +68,16 @@ class JobEvents:
             self.callbacks.final(job_id)
 
     def job_failed(self, job_id: str, failure: JobFailure) -> None:
+        stamp = now()
+        try:  # a job that failed before a worker started it (planning) starts as it fails
+            started = self._store().get(job_id)["started"] or stamp
+        except JobNotFoundError:  # forgotten: the update below changes nothing
+            started = stamp
         changed = self._store().update(
             job_id,
             status="failed",
-            finished=now(),
+            started=started,
+            finished=stamp,
             error=failure.to_dict(),
             message=f"{failure.code}: {failure.message}",
         )

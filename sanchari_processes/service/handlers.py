@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -28,12 +27,13 @@ from pygeoapi.process.base import (
 )
 from pygeoapi.util import DATETIME_FORMAT, render_j2_template, to_json
 
-from sanchari_processes.errors import InvalidInputError, SanchariError
+from sanchari_processes.errors import InvalidInputError, SanchariError, exception_type
 from sanchari_processes.results import OUTPUTS
+from sanchari_processes.service.listing import process_list
+from sanchari_processes.service.pages import job_page
 from sanchari_processes.service.requests import Answer as ExecAnswer
 from sanchari_processes.service.requests import parse_execution
 from sanchari_processes.service.status import job_document
-from sanchari_processes.service.store import STATUSES
 
 LOGGER = logging.getLogger(__name__)
 
@@ -43,10 +43,9 @@ Answer = tuple[dict, int, Any]
 MAX_DEPTH = 32
 #: Longest integer literal accepted in a request body (digits).
 MAX_INT_DIGITS = 20
-#: Largest ``offset`` on ``/jobs`` (SQLite's integers are 64-bit; no store is this large).
-MAX_OFFSET = 2**31 - 1
 #: Paths this service answers (the landing page links to nothing else of ours).
 SERVED = ("/", "/openapi", "/conformance", "/processes", "/jobs")
+CONFORMANCE_REL = "http://www.opengis.net/def/rel/ogc/1.0/conformance"
 
 
 class SanchariAPI(API):
@@ -57,7 +56,7 @@ class SanchariAPI(API):
     ) -> Answer:
         level = logging.ERROR if int(status) >= 500 else logging.INFO
         LOGGER.log(level, "%d %s: %s", int(status), code, str(description)[:300])
-        exception = {"code": code, "type": code, "description": description}
+        exception = {"type": exception_type(code), "code": code, "description": description}
         if format_ == F_HTML:
             headers["Content-Type"] = FORMAT_TYPES[F_HTML]
             content = render_j2_template(
@@ -154,7 +153,8 @@ def execute(api: API, request: APIRequest, process_id: str) -> Answer:
     """Run a process: the body checked first; async answers 201 with the job's status document
     and ``Location``, sync answers with the results as the request asked for them
     (:mod:`~sanchari_processes.service.requests`), without ``Location`` (sync jobs are not
-    kept, unless an output is by reference)."""
+    kept, unless an output is by reference or HTML is asked for, which answers the job's page:
+    then a ``Link`` with ``rel="monitor"`` names the job)."""
     manager = api.manager
     if process_id not in manager.processes:
         return _error(api, request, 404, "NoSuchProcess", f"no process {process_id[:100]}")
@@ -171,8 +171,9 @@ def execute(api: API, request: APIRequest, process_id: str) -> Answer:
         return _error(api, request, exc.http_status, exc.ogc_code, exc.message)
     prefer = str(request.headers.get("Prefer", "")).lower()
     async_ = "respond-async" in prefer
+    html = request.format == F_HTML  # a person: the job's page, so the job is kept
     try:
-        outcome = manager.run(process_id, body["inputs"], execution, async_=async_)
+        outcome = manager.run(process_id, body["inputs"], execution, async_=async_, keep=html)
     except SanchariError as exc:
         return _error(api, request, exc.http_status, exc.ogc_code, exc.message)
     except UnknownProcessError:
@@ -182,13 +183,21 @@ def execute(api: API, request: APIRequest, process_id: str) -> Answer:
         headers["Location"] = f"{api.base_url}/jobs/{outcome.job_id}"
         if async_:  # an async-only process runs so unasked: no preference was applied
             headers["Preference-Applied"] = "respond-async"
-        headers["Content-Type"] = FORMAT_TYPES[F_JSON]
-        _, _, content = job_status(api, request, outcome.job_id)
+        status_headers, _, content = job_status(api, request, outcome.job_id)
+        headers["Content-Type"] = status_headers["Content-Type"]
         return headers, HTTPStatus.CREATED, content
     assert outcome.answer is not None
     if "wait" in prefer:
         headers["Preference-Applied"] = "wait"
-    return _answer(headers, outcome.answer)
+    if html:
+        page_headers, status, content = job_status(api, request, outcome.job_id)
+        headers["Content-Type"] = page_headers["Content-Type"]
+    else:
+        headers, status, content = _answer(headers, outcome.answer)
+    if execution.by_reference or html:  # the job is kept: say where it is
+        monitor = f'<{api.base_url}/jobs/{outcome.job_id}>; rel="monitor"'
+        headers["Link"] = ", ".join(filter(None, (headers.get("Link"), monitor)))
+    return headers, status, content
 
 
 def _answer(headers: dict, answer: ExecAnswer) -> Answer:
@@ -211,11 +220,10 @@ def job_status(api: API, request: APIRequest, job_id: str) -> Answer:
         record = api.manager.get_job(job_id)
     except JobNotFoundError:
         return _error(api, request, 404, "NoSuchJob", f"no job {job_id[:100]}")
-    doc = job_document(api.base_url, record)
-    if request.format == F_HTML:
-        html_doc = {**doc, "started": doc.get("started", ""), "finished": doc.get("finished", "")}
-        return headers, HTTPStatus.OK, _render(api, request, "jobs/job.html", {"jobs": html_doc})
-    return headers, HTTPStatus.OK, to_json(doc, api.pretty_print)
+    if request.format == F_HTML:  # the job, and its roads on a map once it succeeded
+        headers["Content-Type"] = FORMAT_TYPES[F_HTML]
+        return headers, HTTPStatus.OK, job_page(api.base_url, record)
+    return headers, HTTPStatus.OK, to_json(job_document(api.base_url, record), api.pretty_print)
 
 
 def dismiss_job(api: API, request: APIRequest, job_id: str) -> Answer:
@@ -227,77 +235,17 @@ def dismiss_job(api: API, request: APIRequest, job_id: str) -> Answer:
     return job_status(api, request, job_id)
 
 
-def _values(args: Mapping[str, Sequence[str]], name: str) -> list[str]:
-    """A list query parameter, repeated or comma-separated."""
-    return [v.strip() for raw in args.get(name, ()) for v in raw.split(",") if v.strip()]
-
-
-def list_jobs(api: API, request: APIRequest, args: Mapping[str, Sequence[str]]) -> Answer:
-    """``/jobs`` with ``limit``, ``offset`` and the ``status``/``type``/``processID`` filters."""
-    headers = request.get_response_headers(**api.api_headers)
-    try:
-        limit = core_api.evaluate_limit(
-            request.params.get("limit"), api.config["server"].get("limits", {}), {}
-        )
-    except ValueError as exc:
-        return _error(api, request, 400, "InvalidParameterValue", str(exc))
-    raw_offset = str(request.params.get("offset") or "0").strip()
-    if not raw_offset.isdigit() or int(raw_offset) > MAX_OFFSET:
-        return _error(api, request, 400, "InvalidParameterValue", f"offset must be 0..{MAX_OFFSET}")
-    offset = int(raw_offset)
-    statuses = _values(args, "status")
-    unknown = [s for s in statuses if s not in STATUSES]
-    if unknown:
-        message = f"unknown status {unknown[0][:50]!r}; one of {', '.join(STATUSES)}"
-        return _error(api, request, 400, "InvalidParameterValue", message)
-    types = _values(args, "type")
-    process_ids = _values(args, "processID")
-    if types and "process" not in types:
-        records, total = [], 0
-    else:
-        records, total = api.manager.store.list(
-            limit=limit, offset=offset, statuses=statuses, process_ids=process_ids
-        )
-    jobs = [job_document(api.base_url, r) for r in records]
-    query = "".join(
-        f"&{name}={','.join(_values(args, name))}"
-        for name in ("status", "type", "processID")
-        if _values(args, name)
-    )
-    uri = f"{api.base_url}/jobs"
-    links = [
-        {"href": f"{uri}?f=json", "rel": "self", "type": FORMAT_TYPES[F_JSON], "title": "Jobs"},
-        {
-            "href": f"{uri}?f=html",
-            "rel": "alternate",
-            "type": FORMAT_TYPES[F_HTML],
-            "title": "Jobs",
-        },
-    ]
-    if offset > 0:
-        prev = max(0, offset - limit)
-        links.append({"href": f"{uri}?offset={prev}&limit={limit}{query}", "rel": "prev"})
-    if offset + limit < total:
-        links.append({"href": f"{uri}?offset={offset + limit}&limit={limit}{query}", "rel": "next"})
-    for link in links[2:]:
-        link.update(type=FORMAT_TYPES[F_JSON], title="Jobs")
-    document = {"jobs": jobs, "links": links, "numberMatched": total, "numberReturned": len(jobs)}
-    if request.format == F_HTML:
-        html_jobs = [
-            {**j, "started": j.get("started", ""), "finished": j.get("finished", "")} for j in jobs
-        ]
-        page = {"jobs": {"jobs": html_jobs, "links": links}, "offset": offset}
-        return headers, HTTPStatus.OK, _render(api, request, "jobs/index.html", page)
-    return headers, HTTPStatus.OK, to_json(document, api.pretty_print)
-
-
 def job_results(api: API, request: APIRequest, job_id: str) -> Answer:
-    """The results as the execute request asked for them; a failed job answers with its own
-    error and status, an unknown or dismissed one with 404 ``NoSuchJob``."""
+    """The results as the execute request asked for them (in HTML: the job's page with its
+    map); a failed job answers with its own error and status, an unknown or dismissed one with
+    404 ``NoSuchJob``, one still queued or running with 404 ``ResultNotReady``."""
     record = _final_record(api, request, job_id)
     if not isinstance(record, dict):
         return record
     headers = request.get_response_headers(**api.api_headers)
+    if request.format == F_HTML:  # the results page: the roads on a map, every output
+        headers["Content-Type"] = FORMAT_TYPES[F_HTML]
+        return headers, HTTPStatus.OK, job_page(api.base_url, record)
     try:
         return _answer(headers, api.manager.results(job_id))
     except JobResultNotFoundError:
@@ -353,6 +301,8 @@ def _json_document(request: APIRequest, status: int, content: Any) -> Any:
 def describe_processes(api: API, request: APIRequest, process_id: str | None = None) -> Answer:
     """pygeoapi's process list/description, with each process's own job control options and
     output transmission modes (pygeoapi overwrites them with sync/async and value only)."""
+    if process_id is None:
+        return process_list(api, request)
     headers, status, content = processes_api.describe_processes(api, request, process_id)
     document = _json_document(request, status, content)
     if document is None:
@@ -407,5 +357,9 @@ def landing_page(api: API, request: APIRequest) -> Answer:
         path = parts.path[len(base) :] if parts.path.startswith(base) else parts.path
         if not own or (path or "/") in SERVED:
             kept.append(link)
+    for at, link in enumerate(list(kept)):  # the standard's relation, beside the short one
+        if link.get("rel") == "conformance":
+            kept.insert(at + 1, {**link, "rel": CONFORMANCE_REL})
+            break
     document["links"] = kept
     return headers, status, to_json(document, api.pretty_print)

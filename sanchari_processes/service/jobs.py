@@ -11,6 +11,7 @@ requested outputs are written beside them and listed in ``results.json``.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from sanchari_processes.results import ALL_OUTPUTS, GEOJSON, MANIFEST, OUTPUTS
 from sanchari_processes.service.requests import ResultFile
 from sanchari_processes.service.settings import EngineSettings
 from sanchari_processes.sources.base import SourcePlan
+
+LOGGER = logging.getLogger(__name__)
 
 RESULT_NAME = "roads.geojson"
 RESULT_MIMETYPE = GEOJSON
@@ -53,6 +56,8 @@ class RoadJob:
     engine: EngineSettings
     job_dir: Path
     outputs: tuple[tuple[str, str], ...] = ROADS_ONLY
+    #: Whether to write the imagery for the job's HTML map (jobs that are kept).
+    backdrop: bool = False
 
     @property
     def result_path(self) -> Path:
@@ -110,6 +115,8 @@ def run_road_job(job: RoadJob, progress: Progress) -> Path:
                     source, collection, job.job_dir / OUTPUTS["preview"].default.file_name
                 )
                 files["preview"] = (OUTPUTS["preview"].default.file_name, wanted["preview"])
+            if job.backdrop:
+                _write_backdrop(source, job.job_dir)
         progress(_READ + _MODEL + _VECTOR, WRITING)
         record = collection["sanchari"]
         record["source"]["name"] = imagery.name
@@ -143,6 +150,16 @@ def _engine(job: RoadJob, options: Any) -> Any:
             f"input 'model': model {job.parameters['model']!r} is no longer in the models "
             "folder (it was deleted after the job was accepted)"
         ) from None
+
+
+def _write_backdrop(source: Any, job_dir: Path) -> None:
+    """The imagery of the job's HTML map; a job never fails for want of its picture."""
+    from sanchari_processes.results.backdrop import write_backdrop
+
+    try:
+        write_backdrop(source, job_dir)
+    except Exception:  # the map falls back to the preview, or the roads alone
+        LOGGER.warning("no map imagery for job %s", job_dir.name, exc_info=True)
 
 
 def _write_rasters(

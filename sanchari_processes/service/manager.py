@@ -23,7 +23,7 @@ import logging
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,20 +187,31 @@ class SanchariManager(BaseManager):
             return self._processors[process_id]
 
     # -- execution ------------------------------------------------------------------------------
-    def run(self, process_id: str, inputs: Any, execution: Execution, *, async_: bool) -> Outcome:
+    def run(
+        self,
+        process_id: str,
+        inputs: Any,
+        execution: Execution,
+        *,
+        async_: bool,
+        keep: bool = False,
+    ) -> Outcome:
         """Validate, plan and run (async: queue) a job; raises :class:`SanchariError` (4xx/5xx).
 
-        A sync job is answered and forgotten, unless an output is by reference: then it is
-        kept (and listed) like an async job, so its links work until it expires. A process
-        that runs only asynchronously does so whatever the request prefers (OGC API -
-        Processes, /req/core/process-execute-default-execution-mode).
+        A sync job is answered and forgotten, unless an output is by reference or ``keep``
+        (its answer is its HTML page): then it is kept (and listed) like an async job, so its
+        links work until it expires. A process that runs only asynchronously does so whatever
+        the request prefers (OGC API - Processes, /req/core/process-execute-default-execution-mode).
         """
+        keep = keep or execution.by_reference
         processor = self.get_processor(process_id)
         async_ = async_ or bool(getattr(processor, "async_only", False))
         job_id = str(uuid.uuid4())
         job = processor.prepare(  # type: ignore[attr-defined]
             inputs, job_id, self.job_dir(job_id), outputs=execution.files()
         )
+        if async_ or keep:  # kept: its HTML page shows the imagery
+            job = replace(job, backdrop=True)
         self.start()
         body = {"inputs": inputs, "execution": execution.to_dict()}
         self.callbacks.subscribe(job_id, execution.subscriber)
@@ -211,6 +222,7 @@ class SanchariManager(BaseManager):
             self._sync.take_slot()
         except QueueFullError:
             self.callbacks.forget(job_id)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)  # an image it was sent
             raise
         try:
             self._run_sync(processor, job, body)  # type: ignore[arg-type]
@@ -220,7 +232,7 @@ class SanchariManager(BaseManager):
             raise
         finally:
             self._sync.release_slot()
-        if execution.by_reference:
+        if keep:
             self.store.update(job_id, only_live=False, sync=0)
         else:
             self._forget(job_id)
@@ -276,6 +288,7 @@ class SanchariManager(BaseManager):
             self._sync.drop(job.job_id)
             self.callbacks.forget(job.job_id)
             self.store.delete(job.job_id)
+            shutil.rmtree(job.job_dir, ignore_errors=True)  # an image it was sent
             raise
 
     def _run_sync(self, processor: SanchariProcessor, job: RoadJob, body: Any) -> dict:
@@ -338,6 +351,7 @@ class SanchariManager(BaseManager):
             job = processor.prepare(  # type: ignore[attr-defined]
                 inputs, job_id, self.job_dir(job_id), outputs=execution.files()
             )
+            job = replace(job, backdrop=True)
             self._submit(processor, job, force=True)  # type: ignore[arg-type]
         except SanchariError as exc:
             self.events.job_failed(job_id, JobFailure.from_error(exc))

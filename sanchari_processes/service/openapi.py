@@ -75,13 +75,13 @@ def _get(operation: str, summary: str, tag: str, responses: dict, params: list) 
     }
 
 
-def _execute_path(process_id: str, meta: dict[str, Any]) -> dict:
-    outputs: Mapping[str, OutputKind] = meta["outputs"]
-    body_schema = {
+def _execute_body(inputs: dict, outputs: Mapping[str, OutputKind] = OUTPUTS) -> dict[str, Any]:
+    """The execute request of a process with these inputs (its real input schema)."""
+    return {
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "inputs": copy.deepcopy(meta["schema"]),
+            "inputs": copy.deepcopy(inputs),
             "outputs": {
                 "type": "object",
                 "description": "Outputs to return (default: all, by value).",
@@ -110,39 +110,51 @@ def _execute_path(process_id: str, meta: dict[str, Any]) -> dict:
             "subscriber": _ref("subscriber"),
         },
     }
-    content: dict[str, Any] = {"schema": body_schema}
-    if meta.get("example"):
-        content["example"] = meta["example"]
+
+
+def _execute_path(processes: dict[str, dict]) -> dict:
+    """``/processes/{processId}/execution``: the body is one of the processes' requests."""
+    bodies = [_ref(f"execute-{process_id}") for process_id in processes]
+    schema = bodies[0] if len(bodies) == 1 else {"anyOf": bodies or [{"type": "object"}]}
+    content: dict[str, Any] = {"schema": schema}
+    examples = {
+        key: {"value": meta["example"]} for key, meta in processes.items() if meta["example"]
+    }
+    if examples:
+        content["examples"] = examples
     error = {"$ref": "#/components/responses/default"}
-    responses: dict[str, Any] = {"200": _results_200(outputs), "204": _results_204()}
-    description = (
-        "Synchronous by default (the results come back as `response` and `outputs` ask); with "
-        "the header `Prefer: respond-async` a job is created (201 and its status document)."
-    )
-    if meta.get("async_only"):
-        responses = {}
-        description = "Always asynchronous: a job is created (201 and its status document)."
     return {
         "post": {
-            "operationId": f"execute-{process_id}",
-            "summary": f"Run {meta['title']}",
-            "description": description,
-            "tags": [process_id],
+            "operationId": "execute",
+            "summary": "Run a process",
+            "description": "Synchronous by default (the results come back as `response` and "
+            "`outputs` ask; when an output is by reference the job is kept and a `Link` header "
+            'with `rel="monitor"` names it); with the header `Prefer: respond-async` a job is '
+            "created (201 and its status document). The body follows the process's own input "
+            "schema (`execute-PROCESS` in the components). Asked for HTML (`f=html`), the answer "
+            "is the job's page, and the job is kept.",
+            "tags": ["processes"],
             "parameters": [
+                _p("processId"),
+                _p("f"),
                 {
                     "name": "Prefer",
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string", "enum": ["respond-async", "wait"]},
-                }
+                },
             ],
             "requestBody": {"required": True, "content": {JSON: content}},
             "responses": {
-                **responses,
+                "200": _results_200(html=True),
+                "204": _results_204(),
                 "201": {
                     "description": "Job created (asynchronous execution)",
                     "headers": {"Location": {"schema": {"type": "string"}}},
-                    "content": {JSON: {"schema": _ref("statusInfo")}},
+                    "content": {
+                        JSON: {"schema": _ref("statusInfo")},
+                        HTML: {"schema": {"type": "string"}},
+                    },
                 },
                 **{code: error for code in ("400", "404", "413", "429", "503", "504")},
                 "default": error,
@@ -188,25 +200,37 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
             "Processes",
             "processes",
             {"200": _json_or_html("processList", "The processes")},
-            [f, _p("limit")],
+            [f, _p("limit"), _p("offset")],
         ),
+        "/processes/{processId}": _get(
+            "describeProcess",
+            "Description of a process",
+            "processes",
+            {
+                "200": _json_or_html("process", "The process description"),
+                "404": {"$ref": "#/components/responses/NotFound"},
+            },
+            [_p("processId"), f],
+        ),
+        "/processes/{processId}/execution": _execute_path(processes),
     }
-    for process_id, meta in processes.items():
-        paths[f"/processes/{process_id}"] = _get(
-            f"describe-{process_id}",
-            f"Description of {meta['title']}",
-            process_id,
-            {"200": _json_or_html("process", "The process description")},
-            [f],
-        )
-        paths[f"/processes/{process_id}/execution"] = _execute_path(process_id, meta)
     job_params = [_p("jobId"), f]
     paths["/jobs"] = _get(
         "getJobs",
         "Jobs, newest first",
         "jobs",
         {"200": _json_or_html("jobList", "The jobs")},
-        [_p("limit"), _p("offset"), _p("status"), _p("type"), _p("processID"), f],
+        [
+            _p("limit"),
+            _p("offset"),
+            _p("status"),
+            _p("type"),
+            _p("processID"),
+            _p("datetime"),
+            _p("minDuration"),
+            _p("maxDuration"),
+            f,
+        ],
     )
     status_doc = _json_or_html("statusInfo", "The job's status")
     paths["/jobs/{jobId}"] = {
@@ -231,10 +255,11 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
     }
     paths["/jobs/{jobId}/results"] = _get(
         "getJobResults",
-        "Results of a successful job, as its execute request asked for them",
+        "Results of a successful job, as its execute request asked for them (in HTML: a "
+        "page with the roads on a map)",
         "jobs",
         {
-            "200": _results_200(),
+            "200": _results_200(html=True),
             "204": _results_204(),
             "404": {"$ref": "#/components/responses/NotFound"},
         },
@@ -242,17 +267,21 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
     )
     paths["/jobs/{jobId}/results/{outputId}"] = _get(
         "getJobResult",
-        "One output of a successful job as a file (supports HTTP range requests)",
+        "One output of a successful job as a file (supports HTTP range requests); with "
+        "`f=html`, the page of its job",
         "jobs",
         {
-            "200": {"description": "The output", "content": _file_content()},
+            "200": {
+                "description": "The output",
+                "content": {**_file_content(), HTML: {"schema": {"type": "string"}}},
+            },
             "206": {
                 "description": "Part of the output (a range request)",
                 "content": _file_content(),
             },
             "404": {"$ref": "#/components/responses/NotFound"},
         },
-        [_p("jobId"), _p("outputId")],
+        [_p("jobId"), _p("outputId"), f],
     )
     return paths
 
@@ -308,15 +337,16 @@ def _file_content() -> dict[str, Any]:
     return {media: {"schema": {"type": "string", "format": "binary"}} for media in sorted(types)}
 
 
-def _results_200(outputs: Mapping[str, OutputKind] = ALL_OUTPUTS) -> dict[str, Any]:
-    results: dict[str, Any] = _ref("results")
-    if "model" in outputs:
-        results = {"oneOf": [_ref("results"), _ref("adaptedModel")]}
+def _results_200(html: bool = False) -> dict[str, Any]:
+    # an adaptation's results document holds its model's record
+    results = {"oneOf": [_ref("results"), _ref("adaptedModel")]}
     content = {
         RESULT_MIMETYPE: {"schema": _ref("featureCollection")},
         JSON: {"schema": results},
         "multipart/related": {"schema": {"type": "string", "format": "binary"}},
     }
+    if html:
+        content[HTML] = {"schema": {"type": "string"}}
     for media, schema in _file_content().items():
         content.setdefault(media, schema)
     return {
@@ -348,19 +378,29 @@ def openapi_document(config: dict) -> dict[str, Any]:
             "schema": schema,
             "example": metadata.get("example"),
             "outputs": getattr(processor, "outputs", OUTPUTS),
-            "async_only": bool(getattr(processor, "async_only", False)),
         }
+    parts = components()
+    for name, meta in processes.items():
+        parts["schemas"][f"execute-{name}"] = {
+            **_execute_body(meta["schema"], meta["outputs"]),
+            "description": f"An execute request of {name} ({meta['title']}).",
+        }
+    parts["parameters"]["processId"]["examples"] = {name: {"value": name} for name in processes}
+    limits = config.get("server", {}).get("limits", {})
+    parts["parameters"]["limit"]["schema"].update(
+        default=int(limits.get("default_items", 10)), maximum=int(limits.get("max_items", 10))
+    )
     tags = [{"name": "server"}, {"name": "processes"}, {"name": "jobs"}]
-    if models_dir_of(config):
+    models = bool(models_dir_of(config))
+    if models:
         tags.append({"name": "models"})
-    tags += [{"name": name} for name in processes]
     return {
         "openapi": "3.0.2",
         "info": {**base["info"], "version": __version__},
         "servers": base["servers"],
         "tags": tags,
-        "paths": {**_paths(processes), **(_model_paths() if models_dir_of(config) else {})},
-        "components": components(),
+        "paths": {**_paths(processes), **(_model_paths() if models else {})},
+        "components": parts,
     }
 
 

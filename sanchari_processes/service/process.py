@@ -41,6 +41,7 @@ from sanchari_processes.service.models import MODEL_ID_PATTERN, ModelStore, chec
 from sanchari_processes.service.settings import ProcessSettings
 from sanchari_processes.sources.gee import NAIP
 from sanchari_processes.sources.registry import build_sources, choose, source_inputs
+from sanchari_processes.sources.upload import recorded
 
 LOGGER = logging.getLogger(__name__)
 
@@ -151,18 +152,23 @@ class SanchariProcessor(BaseProcessor):
         """Validate ``inputs`` and plan the job (raises 400/404/413/503 :class:`SanchariError`).
 
         A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
+        An image sent in the request is decoded, checked and written into ``job_dir``.
         """
         inputs = validate(inputs, self.validator)
         engine = self.settings.engine
         if "model" in inputs:
             engine = replace(engine, weights=self.model_weights(inputs["model"]))
         source = choose(self.sources, inputs)
+        plan = source.plan(inputs)
+        stage = getattr(plan, "stage", None)
+        if stage is not None:  # data sent in the request: into the job's folder
+            plan = stage(job_dir)
         return RoadJob(
             job_id=job_id,
             process_id=self.process_id,
-            parameters=copy.deepcopy(inputs),
+            parameters=copy.deepcopy(recorded(inputs)),
             options=RequestOptions.parse(inputs),
-            plan=source.plan(inputs),
+            plan=plan,
             engine=engine,
             job_dir=job_dir,
             outputs=outputs,
@@ -219,7 +225,7 @@ class RoadExtractionProcessor(SanchariProcessor):
         "window_size": 512,
         "tta": "none",
     }
-    default_sources = ("catalogue", "stac", "cog")
+    default_sources = ("catalogue", "stac", "cog", "upload")
 
 
 class GeeRoadExtractionProcessor(SanchariProcessor):

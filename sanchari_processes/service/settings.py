@@ -57,7 +57,7 @@ class ProcessSettings:
     """A road-extraction processor: its imagery sources, their settings, limits and defaults."""
 
     #: Imagery sources, by registry name, in the order they are asked.
-    sources: tuple[str, ...] = ("catalogue", "stac", "cog")
+    sources: tuple[str, ...] = ("catalogue", "stac", "cog", "upload")
     geotiff_dir: Path = Path("geotiffs")
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -39,6 +39,7 @@ from sanchari_processes.inputs import (
     BBOX,
     IMAGE,
     InputSpec,
+    image_data,
     image_href,
     parse_bbox,
     parse_crs,
@@ -278,7 +279,10 @@ IMAGE_INPUT = InputSpec(
     'A GeoTIFF/COG passed by reference, {"href": "https://…/scene.tif"} (read with HTTP '
     'range requests), a STAC Item, {"href": "https://…/items/ID", "type": '
     '"application/geo+json"} (its RGB or visual asset is read), or the name of a file in the '
-    "server's catalogue. With 'bbox', only the part of a remote image inside it is read.",
+    "server's catalogue. With 'bbox', only the part of a remote image inside it is read. A "
+    "georeferenced GeoTIFF may also be sent in the request as base64 text, bare or as "
+    '{"value": "…", "mediaType": "image/tiff; application=geotiff", "encoding": "base64"} '
+    "(within the request body limit).",
     {"type": "string", "contentEncoding": "binary", "contentMediaType": "image/tiff"},
     accepts=IMAGE,
 )
@@ -316,7 +320,10 @@ class CatalogueSource:
         }
 
     def accepts(self, inputs: Mapping[str, Any]) -> bool:
-        """Everything but a remote ``image`` (mistakes are this source's to explain)."""
+        """Everything but a remote ``image`` or one sent as data (mistakes are this source's
+        to explain)."""
+        if image_data(inputs) is not None:
+            return False
         href, _ = image_href(inputs)
         return href is None or not _is_url(href)
 

@@ -18,6 +18,7 @@ from sanchari_processes.sources.catalogue import CatalogueSource
 from sanchari_processes.sources.cog import CogSource
 from sanchari_processes.sources.gee.source import GeeSource
 from sanchari_processes.sources.stac import StacSource
+from sanchari_processes.sources.upload import UploadSource
 
 #: Every imagery source, by the name configurations use.
 SOURCES: Mapping[str, Callable[[SourceSettings], ImagerySource]] = MappingProxyType(
@@ -26,6 +27,7 @@ SOURCES: Mapping[str, Callable[[SourceSettings], ImagerySource]] = MappingProxyT
         "stac": StacSource,
         "cog": CogSource,
         "gee": GeeSource,
+        "upload": UploadSource,
     }
 )
 

@@ -63,12 +63,26 @@ def test_served_document_lists_only_served_endpoints(client: FlaskClient) -> Non
     paths = set(document["paths"])
     assert "/collections" not in paths
     assert {"/", "/jobs", "/jobs/{jobId}", "/jobs/{jobId}/results"} <= paths
-    assert {"/models", "/models/{modelId}", "/processes/road-model-adaptation/execution"} <= paths
+    assert "/processes/{processId}" in paths and "/processes/road-extraction" not in paths
+    assert {"/models", "/models/{modelId}", "/processes/{processId}/execution"} <= paths
     for path, item in document["paths"].items():
-        concrete = path.replace("{jobId}", "no-such-job").replace("{modelId}", "no-such-model")
+        concrete = (
+            path.replace("{jobId}", "no-such-job")
+            .replace("{processId}", "road-extraction")
+            .replace("{modelId}", "no-such-model")
+        )
         for method in item:
             answer = client.open(concrete, method=method.upper(), json={"inputs": {}})
             unknown = "jobId" in path or "modelId" in path
             assert answer.status_code not in (404, 405) or unknown, (method, path)
+    unknown_process = client.get("/processes/no-such-process").get_json()  # a documented 404
+    assert unknown_process["type"].endswith("/no-such-process")
+    jobs = {p["name"] for p in document["paths"]["/jobs"]["get"]["parameters"] if "name" in p}
+    references = {
+        p["$ref"].rsplit("/", 1)[1]
+        for p in document["paths"]["/jobs"]["get"]["parameters"]
+        if "$ref" in p
+    }
+    assert {"datetime", "minDuration", "maxDuration"} <= jobs | references
     links = client.get("/").get_json()["links"]
     assert not [link for link in links if "collections" in link["href"]]

@@ -162,19 +162,25 @@ def test_raw_answers_follow_the_standard(server_url: str) -> None:
     r = requests.post(execute, json={"inputs": inputs, "outputs": refs}, timeout=60)
     assert r.status_code == 204 and not r.content
     links = requests.utils.parse_header_links(r.headers["Link"])
-    by_title = {link["title"]: link for link in links}
+    by_title = {link["title"]: link for link in links if link["rel"] != "monitor"}
     assert set(by_title) == {"roads", "preview"}
+    monitor = [link["url"] for link in links if link["rel"] == "monitor"]
     assert by_title["preview"]["type"] == "image/png"
     png = requests.get(by_title["preview"]["url"], timeout=10)
     assert png.headers["Content-Type"] == "image/png" and png.content[:4] == b"\x89PNG"
     kept = by_title["roads"]["url"].rsplit("/results/", 1)[0]  # a sync job kept for its links
-    assert requests.get(kept, timeout=10).json()["status"] == "successful"
+    assert monitor == [kept] and requests.get(kept, timeout=10).json()["status"] == "successful"
 
     mixed = {"roads": {}, "mask": {"transmissionMode": "reference"}}
     r = requests.post(execute, json={"inputs": inputs, "outputs": mixed}, timeout=60)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("multipart/related")
     assert b"Content-ID: <roads>" in r.content and b"Content-ID: <mask>" in r.content
-    assert b"message/external-body" in r.content
+    monitor = requests.utils.parse_header_links(r.headers["Link"])
+    assert [link["rel"] for link in monitor] == ["monitor"]  # the job kept for its reference
+    head, body = r.content.split(b"Content-ID: <mask>\r\n\r\n", 1)
+    assert body.startswith(b"\r\n--")  # a reference part is empty, and says where it is
+    location = f"Content-Location: {monitor[0]['url']}/results/mask\r\n".encode()
+    assert location in head.rsplit(b"\r\n--", 1)[1]
 
     fgb = {"roads": {"format": {"mediaType": "application/flatgeobuf"}}}
     r = requests.post(execute, json={"inputs": inputs, "outputs": fgb}, timeout=60)

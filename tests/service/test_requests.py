@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -108,7 +110,12 @@ def test_answers(files: dict[str, ResultFile]) -> None:
     assert results_answer(mixed, files, BASE, "j") == answer  # the same bytes every time
     assert answer.headers["Content-Type"].startswith("multipart/related; boundary=")
     assert b"Content-ID: <roads>" in answer.body and b"FeatureCollection" in answer.body
-    assert b'URL="http://server/jobs/j/results/mask"' in answer.body
+    head = f"Content-Type: {answer.headers['Content-Type']}\r\n\r\n".encode()
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + answer.body)
+    parts = {part["Content-ID"]: part for part in message.iter_parts()}
+    assert parts["<roads>"].get_content_type() == "application/geo+json"
+    assert parts["<mask>"]["Content-Location"] == "http://server/jobs/j/results/mask"
+    assert parts["<mask>"].get_payload(decode=True) == b""  # a reference part is empty
 
     with pytest.raises(FileNotFoundError):
         results_answer(parse_execution({}, POLICY), files, BASE, "j")  # preview not written

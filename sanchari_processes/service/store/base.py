@@ -88,13 +88,21 @@ _AS_READ = "WHERE identifier = ? AND status = ? AND COALESCE(owner, '') = ?"
 _NO_LIMIT = 2**62
 
 
+#: How stamps are written: ISO 8601 in UTC, to the microsecond, so they sort as text.
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def now() -> str:
     """Timestamps as pygeoapi writes them (ISO 8601, UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(_STAMP)
 
 
 def stamp_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime(_STAMP)
+
+
+def _parse_stamp(stamp: str) -> datetime:
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -193,8 +201,16 @@ class JobStore(ABC):
         statuses: Sequence[str] = (),
         process_ids: Sequence[str] = (),
         include_sync: bool = False,
+        created: tuple[str | None, str | None] = (None, None),
+        durations: tuple[float | None, float | None] | None = None,
     ) -> tuple[list[dict], int]:
-        """Newest first: a page of jobs matching the filters, and how many match in all."""
+        """Newest first: a page of jobs matching the filters, and how many match in all.
+
+        ``created`` bounds the creation stamps (both ends included, ``None`` open);
+        ``durations`` (seconds, ``None`` open) keeps jobs that ran that long: ``finished`` (or
+        now, while running) minus ``started``; jobs without those times are left out, and so
+        are queued ones unless ``statuses`` names them.
+        """
         where = ["1 = 1"]
         params: list[Any] = []
         if not include_sync:
@@ -203,7 +219,13 @@ class JobStore(ABC):
             if values:
                 where.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params += list(values)
+        for bound, sign in zip(created, (">=", "<="), strict=True):
+            if bound is not None:
+                where.append(f"created {sign} ?")
+                params.append(bound)
         clause = " AND ".join(where)
+        if durations is not None:
+            return self._list_by_duration(clause, params, durations, limit, offset, statuses)
         with self._connect() as db:
             total = self._run(db, f"SELECT COUNT(*) AS n FROM jobs WHERE {clause}", params)
             total = _first(total.fetchone())
@@ -213,6 +235,53 @@ class JobStore(ABC):
                 (*params, _NO_LIMIT if limit is None else int(limit), int(offset or 0)),
             ).fetchall()
         return [_record(r) for r in rows], int(total)
+
+    def _list_by_duration(
+        self,
+        clause: str,
+        params: builtins.list[Any],
+        durations: tuple[float | None, float | None],
+        limit: int | None,
+        offset: int,
+        statuses: Sequence[str],
+    ) -> tuple[builtins.list[dict], int]:
+        """:meth:`list` with a run-time range: the times of every match are read and measured
+        here (the store is bounded), then one page of records is read."""
+        low, high = durations
+        moment = datetime.now(UTC)
+        kept = statuses or ("running", *FINAL)
+        with self._connect() as db:
+            rows = self._run(
+                db,
+                "SELECT identifier, status, started, finished FROM jobs"
+                f" WHERE {clause} AND started IS NOT NULL ORDER BY created DESC",
+                params,
+            ).fetchall()
+        matched = []
+        for row in rows:
+            if row["status"] not in kept:
+                continue
+            end = row["finished"] or (moment.strftime(_STAMP) if row["status"] in LIVE else None)
+            if end is None:
+                continue
+            try:
+                seconds = (_parse_stamp(end) - _parse_stamp(row["started"])).total_seconds()
+            except ValueError:  # not a stamp of ours: no run time to measure
+                continue
+            if (low is None or seconds >= low) and (high is None or seconds <= high):
+                matched.append(row["identifier"])
+        stop = None if limit is None else int(offset or 0) + int(limit)
+        page = matched[int(offset or 0) : stop]
+        if not page:
+            return [], len(matched)
+        with self._connect() as db:
+            records = self._run(
+                db,
+                f"SELECT * FROM jobs WHERE identifier IN ({', '.join('?' * len(page))})",
+                page,
+            ).fetchall()
+        by_id = {r["identifier"]: _record(r) for r in records}
+        return [by_id[i] for i in page if i in by_id], len(matched)
 
     def update(self, identifier: str, *, only_live: bool = True, **values: Any) -> bool:
         """Set columns; with ``only_live`` only while the job is accepted or running."""
@@ -266,9 +335,16 @@ class JobStore(ABC):
                 elif record["status"] == "running" or record["inputs"] is None:
                     failed = self._run(
                         db,
-                        "UPDATE jobs SET status = 'failed', message = ?, error = ?, finished = ?,"
-                        f" updated = ? {_AS_READ}",
-                        (INTERRUPTED["message"], json.dumps(INTERRUPTED), stamp, stamp, *unchanged),
+                        "UPDATE jobs SET status = 'failed', message = ?, error = ?,"
+                        f" started = COALESCE(started, ?), finished = ?, updated = ? {_AS_READ}",
+                        (
+                            INTERRUPTED["message"],
+                            json.dumps(INTERRUPTED),
+                            stamp,
+                            stamp,
+                            stamp,
+                            *unchanged,
+                        ),
                     )
                     if failed.rowcount:
                         settled.interrupted.append(job_id)

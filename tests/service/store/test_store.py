@@ -93,6 +93,39 @@ def test_list_filters_and_sync_jobs_hidden(open_store: Opener) -> None:
     assert store.list(statuses=["running"]) == ([], 0)
 
 
+def test_list_by_creation_time_and_run_time(open_store: Opener) -> None:
+    """``created`` bounds (both ends included) and run times: finished (or now) - started."""
+    store = open_store()
+    stamps = {
+        "queued": ("2024-01-01T10:00:00.000000Z", None, None, "accepted"),
+        "quick": ("2024-01-01T11:00:00.000000Z", "11:00:01", "11:00:03", "successful"),
+        "slow": ("2024-01-01T12:00:00.000000Z", "12:00:00", "12:10:00", "failed"),
+        "running": ("2024-01-01T13:00:00.000000Z", "13:00:00", None, "running"),
+    }
+    for name, (created, started, finished, status) in stamps.items():
+        store.add(name, "p", {})
+        values = {"created": created, "status": status}
+        for key, clock in (("started", started), ("finished", finished)):
+            if clock:
+                values[key] = f"2024-01-01T{clock}.000000Z"
+        store.update(name, only_live=False, **values)
+
+    def ids(**filters: object) -> list[str]:
+        jobs, total = store.list(**filters)  # type: ignore[arg-type]
+        assert total == len(jobs)
+        return [j["identifier"] for j in jobs]
+
+    assert ids(created=("2024-01-01T11:00:00.000000Z", None)) == ["running", "slow", "quick"]
+    assert ids(created=(None, "2024-01-01T11:00:00.000000Z")) == ["quick", "queued"]
+    assert ids(created=("2024-01-01T11:30:00.000000Z", "2024-01-01T12:00:00.000000Z")) == ["slow"]
+    assert ids(durations=(None, None)) == ["running", "slow", "quick"]  # not the queued one
+    assert ids(durations=(5, None)) == ["running", "slow"]  # running: measured until now
+    assert ids(durations=(None, 60)) == ["quick"]
+    assert ids(durations=(1, 600), statuses=["failed"]) == ["slow"]
+    page, total = store.list(limit=1, offset=1, durations=(0, None))
+    assert total == 3 and [j["identifier"] for j in page] == ["slow"]
+
+
 def test_expire_by_age_and_count(open_store: Opener) -> None:
     store = open_store()
     for name, finished in [
