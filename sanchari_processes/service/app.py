@@ -90,6 +90,19 @@ def create_app(
     retry_after = getattr(settings, "retry_after_s", 30)
     app.config["MAX_CONTENT_LENGTH"] = getattr(settings, "max_body_bytes", 1024 * 1024)
 
+    call = _caller(api)
+    _process_routes(app, api, call)
+    models_root = models_dir_of(config)
+    if models_root is not None:
+        _model_routes(app, ModelStore(models_root), api.base_url)
+
+    _error_handlers(app, retry_after)
+    return app
+
+
+def _caller(api: handlers.SanchariAPI) -> Callable[..., Response]:
+    """``call(handler, *args)``: a pygeoapi-style handler's answer as a Flask response."""
+
     def call(handler: Handler, *args: Any) -> Response:
         api_request = APIRequest.from_flask(request, api.locales)
         if not api_request.is_valid():
@@ -101,6 +114,12 @@ def create_app(
         if headers:
             response.headers = headers
         return response
+
+    return call
+
+
+def _process_routes(app: Flask, api: handlers.SanchariAPI, call: Callable[..., Response]) -> None:
+    """The OGC API - Processes endpoints: landing page, processes, jobs and their results."""
 
     @app.get("/")
     def landing_page() -> Response:
@@ -166,9 +185,9 @@ def create_app(
         response.headers["Content-Disposition"] = f'inline; filename="{found.path.name}"'
         return response
 
-    models_root = models_dir_of(config)
-    if models_root is not None:
-        _model_routes(app, ModelStore(models_root), api.base_url)
+
+def _error_handlers(app: Flask, retry_after: int) -> None:
+    """Every error as OGC exception JSON, and ``Retry-After`` on 429 and 503."""
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
@@ -195,8 +214,6 @@ def create_app(
         if response.status_code in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
             response.headers.setdefault("Retry-After", str(retry_after))
         return response
-
-    return app
 
 
 def _model_routes(app: Flask, models: ModelStore, base_url: str) -> None:

@@ -211,7 +211,7 @@ class SanchariManager(BaseManager):
             inputs, job_id, self.job_dir(job_id), outputs=execution.files()
         )
         if async_ or keep:  # kept: its HTML page shows the imagery
-            job = replace(job, backdrop=True)
+            job = _with_backdrop(job)
         self.start()
         body = {"inputs": inputs, "execution": execution.to_dict()}
         self.callbacks.subscribe(job_id, execution.subscriber)
@@ -351,7 +351,7 @@ class SanchariManager(BaseManager):
             job = processor.prepare(  # type: ignore[attr-defined]
                 inputs, job_id, self.job_dir(job_id), outputs=execution.files()
             )
-            job = replace(job, backdrop=True)
+            job = _with_backdrop(job)
             self._submit(processor, job, force=True)  # type: ignore[arg-type]
         except SanchariError as exc:
             self.events.job_failed(job_id, JobFailure.from_error(exc))
@@ -442,3 +442,8 @@ class SanchariManager(BaseManager):
 
     def __repr__(self) -> str:
         return f"<SanchariManager> {self.settings.store_dir}"
+
+
+def _with_backdrop(job: Any) -> Any:
+    """A road job that also writes its map's imagery (a job of another kind has no map)."""
+    return replace(job, backdrop=True) if hasattr(job, "backdrop") else job
