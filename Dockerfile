@@ -33,22 +33,25 @@ COPY setup.cfg pyproject.toml README.md* ./
 COPY sanchari_processes/__init__.py sanchari_processes/__init__.py
 RUN pip install --upgrade pip && pip install ".[gee]"
 COPY sanchari_processes sanchari_processes
+COPY training training
 COPY weights weights
 COPY pygeoapi-config.yml openapi.yml ./
-# Editable install: the service finds pygeoapi-config.yml and weights/ beside the package.
+# Editable install: sanchari_processes/data links to weights/ and pygeoapi-config.yml here;
+# training/ makes the `sanchari train` family of commands loadable.
 RUN pip install --no-deps -e .
 
 RUN useradd --create-home --uid 10001 sanchari \
-    && mkdir -p /data/geotiffs /data/jobs \
+    && mkdir -p /data/geotiffs /data/jobs /data/models \
     && chown -R sanchari /data
 USER sanchari
 
 ENV SANCHARI_GEOTIFF_DIR=/data/geotiffs \
     SANCHARI_JOBS_DIR=/data/jobs \
+    SANCHARI_MODELS_DIR=/data/models \
     SANCHARI_DEVICE=auto \
     SANCHARI_WORKERS=1 \
     PYGEOAPI_CONFIG=/app/pygeoapi-config.yml
-VOLUME ["/data/jobs"]
+VOLUME ["/data/jobs", "/data/models"]
 EXPOSE 5000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
