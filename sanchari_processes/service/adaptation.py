@@ -59,18 +59,22 @@ class ModelAdaptationProcessor(SanchariProcessor):
     keywords: ClassVar[list[str]] = ["adaptation", "fine-tuning", "calibration"]
     example: ClassVar[dict[str, Any]] = {
         "bbox": {"bbox": [2.2790, 48.9800, 2.2850, 48.9840]},
+        # an object input as OGC API - Processes 1.0 has it: a qualified value
         "roads": {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "properties": {},
-                    "geometry": {
-                        "type": "LineString",
-                        "coordinates": [[2.2795, 48.9810], [2.2845, 48.9830]],
-                    },
-                }
-            ],
+            "value": {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[2.2795, 48.9810], [2.2845, 48.9830]],
+                        },
+                    }
+                ],
+            },
+            "mediaType": "application/geo+json",
         },
         "minutes": 2,
     }
