@@ -43,7 +43,7 @@ from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.engine.run import source_grid
 from sanchari_processes.errors import InvalidInputError, RequestTooLargeError
-from sanchari_processes.inference.metadata import ModelMetadata, verified_weights
+from sanchari_processes.inference.metadata import ModelMetadata, checkpoint_paths
 from sanchari_processes.inference.predictor import Predictor
 from sanchari_processes.sources.raster import open_raster
 
@@ -132,7 +132,7 @@ def adapt(
     hist = _histograms(zip(base_probs, (r.labels for r in regions), strict=True))
     threshold, recal_iou, _ = best_threshold(*hist)
     report: dict[str, Any] = {
-        "parent": {"model_id": base.metadata.model_id, "sha256": verified_weights(weights)[2]},
+        "parent": {"model_id": base.metadata.model_id, "sha256": base.metadata.weights_sha256},
         "data": _summary(regions, roads),
         "config": dict(vars(config)),
         "base": {
@@ -293,8 +293,8 @@ def _summary(regions: Sequence[Region], roads: Roads) -> dict[str, Any]:
 
 
 def _write_recalibrated(folder: Path, weights: Path, metadata: ModelMetadata) -> None:
-    """The base weights, unchanged (same SHA-256), with the new metadata beside them."""
-    source, _, sha = verified_weights(weights)
-    shutil.copyfile(source, folder / f"{metadata.model_id}.safetensors")
-    text = json.dumps(replace(metadata, weights_sha256=sha).to_dict(), indent=2) + "\n"
+    """The base weights, unchanged, with the new metadata beside them: ``metadata`` keeps the
+    base's SHA-256, which building the base engine already checked against the file."""
+    shutil.copyfile(checkpoint_paths(weights)[0], folder / f"{metadata.model_id}.safetensors")
+    text = json.dumps(metadata.to_dict(), indent=2) + "\n"
     (folder / f"{metadata.model_id}.json").write_text(text, encoding="utf-8")
