@@ -4,12 +4,20 @@ PostgreSQL comes from ``SANCHARI_TEST_PG_URL`` (``.ci/run`` starts one): each te
 database, dropped afterwards; without the variable those tests skip. Dask comes from
 ``SANCHARI_TEST_DASK_SCHEDULER`` (``.ci/run`` starts a scheduler and two workers), else from a
 throwaway local cluster of two worker processes, so the executor is always tested for real.
+Tests that stop the scheduler start their own (:class:`OwnCluster`: ``dask scheduler`` and
+``dask worker`` processes on 127.0.0.1, as ``.ci/services.sh`` does), never the shared one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,3 +106,105 @@ def dask_client(dask_scheduler: str) -> Iterator[object]:
 
     with Client(dask_scheduler, set_as_default=False) as client:
         yield client
+
+
+class OwnCluster:
+    """A ``dask scheduler`` and its ``dask worker`` processes on a free port of 127.0.0.1, which
+    a test may kill and start again at the same address (workers import this checkout)."""
+
+    def __init__(self, folder: Path, workers: int = 1) -> None:
+        self.folder = folder
+        self.workers = workers
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self._scheduler: subprocess.Popen | None = None
+        self._workers: list[subprocess.Popen] = []
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH")
+        self._env = {**os.environ, "PYTHONPATH": root + (f":{path}" if path else "")}
+        self._env["OMP_NUM_THREADS"] = "1"
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            ["dask", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env,
+            start_new_session=True,  # its own process group: a nanny's worker goes with it
+        )
+
+    def start(self) -> None:
+        """Start the scheduler, then its workers, and wait until they are all there."""
+        from distributed import Client
+
+        self._scheduler = self._spawn(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dashboard-address",
+            ":0",
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 1),
+            ):
+                break
+            assert self._scheduler.poll() is None, (self.folder / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.2)
+        for index in range(self.workers):
+            self._workers.append(
+                self._spawn(
+                    f"worker-{index}",
+                    "worker",
+                    self.address,
+                    "--name",
+                    f"worker-{index}",
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    ":0",
+                    "--local-directory",
+                    str(self.folder / f"worker-{index}"),
+                )
+            )
+        with Client(self.address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(self.workers, timeout=120)
+
+    def kill(self) -> None:
+        """Kill the scheduler (SIGKILL), then its workers, as a crash and a supervisor would."""
+        for process in [self._scheduler, *self._workers]:
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+        self._scheduler, self._workers = None, []
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
+    """A cluster of this module's own (one worker), which its tests may kill and restart."""
+    if shutil.which("dask") is None:
+        pytest.skip("the dask command is not installed")
+    cluster = OwnCluster(tmp_path_factory.mktemp("own-dask"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.kill()

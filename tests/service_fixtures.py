@@ -286,6 +286,20 @@ def ticking_runner(job: Any, progress: Callable[..., None]) -> Path:
     return slow_runner(job, lambda *_: None)
 
 
+def late_road_runner(job: Any, progress: Callable[..., None]) -> Path:
+    """The service's real runner after 3 s of waiting in steps (a window to disturb the job
+    in); counts its runs in ``JOB_DIR.runs`` beside the job's folder."""
+    from sanchari_processes.service.jobs import run_service_job
+
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    with job.job_dir.with_name(f"{job.job_dir.name}.runs").open("a") as runs:
+        runs.write("run\n")
+    for step in range(30):
+        progress(step / 1000, "Counting")
+        time.sleep(0.1)
+    return run_service_job(job, progress)
+
+
 @dataclass(frozen=True)
 class FakeJob:
     """What a job executor needs of a job: its id and work folder."""
@@ -314,6 +328,13 @@ class Recorder:
 
     def job_failed(self, job_id: str, failure: JobFailure) -> None:
         self.events.append(("failed", job_id, failure))
+        self.done.set()
+
+    def job_waiting(self, job_id: str, message: str) -> None:
+        self.events.append(("waiting", job_id, message))
+
+    def job_lost(self, job_id: str, attempts: int) -> None:
+        self.events.append(("lost", job_id, attempts))
         self.done.set()
 
     def kinds(self) -> list[str]:

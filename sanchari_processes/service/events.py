@@ -4,7 +4,9 @@ Executors report each job's start, progress (with its stage), success or failure
 event thread (:class:`~sanchari_processes.service.executors.base.JobListener`). Each event
 updates the job's record only while the job is live, so a late event never changes a dismissed
 job; a job that ended wakes its synchronous execution, and its callbacks are sent once, even
-when two servers follow it.
+when two servers follow it. A job its cluster lost (the scheduler restarted) runs again from its
+stored inputs, as the same job, until ``cluster_retries`` re-submissions are spent; one
+dismissed meanwhile stays dismissed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sanchari_processes.service.callbacks import JobCallbacks
 from sanchari_processes.service.executors.base import JobFailure
 from sanchari_processes.service.jobs import RESULT_MIMETYPE
 from sanchari_processes.service.settings import ManagerSettings
-from sanchari_processes.service.store import JobStore, now
+from sanchari_processes.service.store import LIVE, JobStore, now
 from sanchari_processes.service.sync import SyncExecutions
 
 
@@ -33,11 +35,14 @@ class JobEvents:
         store: Callable[[], JobStore],
         sync: SyncExecutions,
         callbacks: JobCallbacks,
+        rerun: Callable[[dict, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self.sync = sync
         self.callbacks = callbacks
+        #: Submits a stored job again: ``rerun(record, attempt)`` (the manager's ``resubmit``).
+        self.rerun = rerun
 
     def job_started(self, job_id: str) -> None:
         self._store().update(
@@ -86,6 +91,34 @@ class JobEvents:
         self.wake(job_id)
         if changed:
             self.callbacks.final(job_id)
+
+    def job_waiting(self, job_id: str, message: str) -> None:
+        self._store().update(job_id, message=message)
+
+    def job_lost(self, job_id: str, attempts: int) -> None:
+        """Submit again a live job the cluster lost, or fail it once its attempts are spent."""
+        try:
+            record = self._store().get(job_id)
+        except JobNotFoundError:
+            return
+        if record["status"] not in LIVE:
+            return  # dismissed meanwhile: it stays so
+        retries = self.settings.cluster_retries
+        if attempts > retries or self.rerun is None:
+            message = (
+                f"the Dask cluster lost this job {attempts} time(s) (its scheduler restarted "
+                f"while the job was queued or running; {retries} re-submission(s) allowed); "
+                "submit it again"
+            )
+            self.job_failed(job_id, JobFailure("JobInterrupted", 410, message))
+            return
+        self._store().update(
+            job_id,
+            progress=0,
+            message=f"Re-submitted after the cluster restarted (attempt {attempts + 1} of "
+            f"{retries + 1})",
+        )
+        self.rerun(record, attempts + 1)
 
     def wake(self, job_id: str) -> None:
         """The job ended or stopped here: its synchronous execution stops waiting."""

@@ -106,7 +106,9 @@ class SanchariManager(BaseManager):
         self._lock = threading.Lock()
         self._folder_lock = FolderLock(self.settings.store_dir)
         self._sync = SyncExecutions()
-        self.events = JobEvents(self.settings, lambda: self.store, self._sync, self.callbacks)
+        self.events = JobEvents(
+            self.settings, lambda: self.store, self._sync, self.callbacks, rerun=self.resubmit
+        )
         self._planning = PlanningPool(self.settings.queue_size)
         #: Owner of this server's synchronous jobs (their callers wait on this process).
         self._sync_owner = local_owner()
@@ -309,16 +311,18 @@ class SanchariManager(BaseManager):
             self._executor.cancel(job_id)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def _submit(self, processor: SanchariProcessor, job: RoadJob, *, force: bool = False) -> None:
+    def _submit(
+        self, processor: SanchariProcessor, job: RoadJob, *, force: bool = False, attempt: int = 1
+    ) -> None:
         """To the workers, or first to the planning pool when the plan needs the network."""
         if not processor.needs_network(job):
-            self._hand_over(job, force=force)
+            self._hand_over(job, force=force, attempt=attempt)
             return
         pool = self._planning.reserve(job.process_id, processor.network_slots, force=force)
         self.store.update(job.job_id, message="Reading the remote image's header")
-        self._planning.run(pool, lambda: self._plan_then_run(processor, job))
+        self._planning.run(pool, lambda: self._plan_then_run(processor, job, attempt))
 
-    def _plan_then_run(self, processor: SanchariProcessor, job: RoadJob) -> None:
+    def _plan_then_run(self, processor: SanchariProcessor, job: RoadJob, attempt: int = 1) -> None:
         """Planning-pool task: read remote headers, then queue the job (or fail it)."""
         if not self.store.exists(job.job_id, LIVE):
             return  # dismissed or abandoned while it waited
@@ -326,23 +330,25 @@ class SanchariManager(BaseManager):
             job = processor.complete(job)
             if self._executor is None or not self.store.exists(job.job_id, LIVE):
                 return
-            self._hand_over(job, force=True)
+            self._hand_over(job, force=True, attempt=attempt)
         except SanchariError as exc:
             self.events.job_failed(job.job_id, JobFailure.from_error(exc))
         except Exception:
             LOGGER.exception("planning of job %s failed", job.job_id)
             self.events.job_failed(job.job_id, JobFailure.internal())
 
-    def _hand_over(self, job: RoadJob, *, force: bool = False) -> None:
-        """Give ``job`` to the executor, and keep its task key with it (to re-attach)."""
+    def _hand_over(self, job: RoadJob, *, force: bool = False, attempt: int = 1) -> None:
+        """Give ``job`` to the executor, and keep its task key with it (to re-attach; a
+        cluster's key also counts the job's attempts)."""
         assert self._executor is not None
-        task = self._executor.submit(job, force=force)
+        task = self._executor.submit(job, force=force, attempt=attempt)
         if task:
             self.store.update(job.job_id, task=task)
 
     # -- jobs recovery gives back (:class:`~sanchari_processes.service.recovery.JobHost`) ------
-    def resubmit(self, record: dict) -> None:
-        """Plan again a job a previous server accepted but never started, and queue it."""
+    def resubmit(self, record: dict, attempt: int = 1) -> None:
+        """Plan again a stored job and queue it: one a previous server accepted but never
+        started, or one the cluster lost (``attempt``: its submission, counted from 1)."""
         job_id = record["identifier"]
         try:
             processor = self.get_processor(record["process_id"])
@@ -352,7 +358,7 @@ class SanchariManager(BaseManager):
                 inputs, job_id, self.job_dir(job_id), outputs=execution.files()
             )
             job = _with_backdrop(job)
-            self._submit(processor, job, force=True)  # type: ignore[arg-type]
+            self._submit(processor, job, force=True, attempt=attempt)  # type: ignore[arg-type]
         except SanchariError as exc:
             self.events.job_failed(job_id, JobFailure.from_error(exc))
         except Exception:

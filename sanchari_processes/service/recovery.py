@@ -3,7 +3,8 @@
 At start a server settles what its predecessor left (:meth:`Recovery.settle_at_start`): it runs
 again the jobs that were queued, fails the ones that were running (410, "interrupted by a
 restart"), drops synchronous ones (their caller left), and removes their scratch folders; jobs
-still running on a cluster are re-attached (:meth:`Recovery.resume`). Finished jobs expire after
+still on a cluster are re-attached (:meth:`Recovery.resume`), even while its scheduler cannot be
+reached: they wait for it, and run again if it forgot them. Finished jobs expire after
 ``job_retention_s``.
 
 Servers sharing a PostgreSQL store coordinate through it: each keeps a heartbeat for the owners
@@ -38,7 +39,7 @@ WATCH_S = 1.0
 class JobHost(Protocol):
     """What recovery asks of the manager that plans and runs the jobs."""
 
-    def resubmit(self, record: dict) -> None:
+    def resubmit(self, record: dict, attempt: int = 1) -> None:
         """Plan a stored job again and queue it (or fail it when that fails)."""
 
     def follow(self, record: dict) -> None:
@@ -157,7 +158,8 @@ class Recovery:
 
     def _reattach(self, record: dict) -> None:
         """Follow again a job a previous server left on the cluster (or run it again when it
-        never got there); one the cluster forgot fails as interrupted."""
+        never got there). The executor reports one the cluster forgot as lost (it is submitted
+        again, :meth:`JobEvents.job_lost`); one that cannot be followed fails as interrupted."""
         job_id, task = record["identifier"], record.get("task")
         if task and self.executor.attach(job_id, task):
             self.host.follow(record)

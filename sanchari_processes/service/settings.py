@@ -261,6 +261,9 @@ class ManagerSettings:
     heartbeat_s: int = 5
     #: With ``jobs_db``: a server silent this long is gone; its jobs are settled (seconds).
     server_timeout_s: int = 30
+    #: With ``dask_scheduler``: times a job the cluster lost (its scheduler restarted) is
+    #: submitted again before it fails.
+    cluster_retries: int = 3
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.queue_size < 0:
@@ -271,6 +274,8 @@ class ManagerSettings:
             raise SettingsError("max_body_bytes must be at least 1024")
         if self.heartbeat_s < 1 or self.server_timeout_s < 2 * self.heartbeat_s:
             raise SettingsError("need heartbeat_s >= 1 and server_timeout_s >= 2 * heartbeat_s")
+        if not 0 <= self.cluster_retries <= 100:
+            raise SettingsError("cluster_retries must be within 0..100")
         if not 1 <= self.callback_retries <= 10:
             raise SettingsError("callback_retries must be within 1..10")
         if self.jobs_db and not _PG_URL.match(self.jobs_db):
@@ -300,7 +305,7 @@ class ManagerSettings:
         known |= {"retry_after_s", "threads_per_worker", "sync_timeout_s", "job_retention_s"}
         known |= {"max_jobs", "max_body_bytes", "remote_allow", "remote_timeout_s"}
         known |= {"callback_retries", "jobs_db", "dask_scheduler", "heartbeat_s"}
-        known |= {"server_timeout_s"}
+        known |= {"server_timeout_s", "cluster_retries"}
         _reject_unknown(block, known, "server.manager")
         store = block.get("output_dir") or "sanchari-jobs"
         defaults = cls()
@@ -324,6 +329,7 @@ class ManagerSettings:
                     "callback_retries",
                     "heartbeat_s",
                     "server_timeout_s",
+                    "cluster_retries",
                 )
             },
         )

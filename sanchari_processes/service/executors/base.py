@@ -70,6 +70,13 @@ class JobListener(Protocol):
 
     def job_failed(self, job_id: str, failure: JobFailure) -> None: ...
 
+    def job_waiting(self, job_id: str, message: str) -> None:
+        """The job waits for its executor (a cluster that cannot be reached): say why."""
+
+    def job_lost(self, job_id: str, attempts: int) -> None:
+        """The cluster lost the job after ``attempts`` submissions (its scheduler restarted):
+        submit it again (``attempt=attempts + 1``), or fail it."""
+
 
 class JobExecutor(Protocol):
     """Runs jobs outside the web request. Jobs need a ``job_id`` attribute.
@@ -83,11 +90,12 @@ class JobExecutor(Protocol):
 
     def start(self) -> None: ...
 
-    def submit(self, job: Any, *, force: bool = False) -> str | None:
+    def submit(self, job: Any, *, force: bool = False, attempt: int = 1) -> str | None:
         """Queue ``job``; its task key (kept with the job to re-attach), or ``None``.
 
         Raises :class:`QueueFullError` when no capacity is left. ``force`` queues beyond the
         bound: for jobs already accepted (requeued after a restart, or just planned).
+        ``attempt`` counts the submissions of a job the cluster lost (see ``job_lost``).
         """
 
     def attach(self, job_id: str, task: str) -> bool:

@@ -111,7 +111,8 @@ class LocalProcessPool:
             )
             self._thread.start()
 
-    def submit(self, job: Any, *, force: bool = False) -> str | None:
+    def submit(self, job: Any, *, force: bool = False, attempt: int = 1) -> str | None:
+        """Queue ``job`` (``attempt`` is the cluster executor's: a pool never loses jobs so)."""
         with self._lock:
             if self._thread is None or self._stopping:
                 raise QueueFullError("the job executor is not running")
