@@ -1,16 +1,22 @@
-"""Service faults: SIGTERM and SIGKILL of ``sanchari serve`` mid-job, then a restart.
+"""Service faults: SIGTERM and SIGKILL of ``sanchari serve`` mid-job, then a restart; and a
+restart of the Dask scheduler (with its workers) while jobs run on it.
 
 Prints, for each signal: how long the server took to exit, how long until its last worker
 process was gone, and after a restart on the same jobs folder what became of the finished job
 (kept, same bytes), the job that was running (failed "interrupted", results 410) and the jobs
-that were queued (run again).
+that were queued (run again). For the scheduler (``dask scheduler`` and two ``dask worker``
+processes on 127.0.0.1, killed with SIGKILL mid-job and started again at the same address): how
+many of the jobs submitted before ended successful, failed or otherwise, what the running ones
+said meanwhile, and the outcome of jobs submitted after the restart.
 
-    python benchmarks/bench_service_faults.py
+    python benchmarks/bench_service_faults.py                    # both
+    python benchmarks/bench_service_faults.py --fault scheduler --jobs 4 --window 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import signal
 import sys
 import tempfile
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 
 import requests
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from service_harness import (
@@ -72,11 +79,69 @@ def fault(folder: Path, sig: signal.Signals, window: int, weights: str | None) -
     )
 
 
+def scheduler_fault(folder: Path, jobs: int, outage_s: float, weights: str | None) -> None:
+    """``jobs`` jobs on a cluster whose scheduler and workers are killed mid-job, then started
+    again at the same address after ``outage_s``; two more jobs after that."""
+    from tests.cluster_fixtures import OwnCluster
+
+    cluster = OwnCluster(folder, workers=2)
+    cluster.start()
+    try:
+        config = make_config(folder, workers=1, weights=weights)
+        settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        settings["server"]["manager"]["dask_scheduler"] = cluster.address
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        inputs = {"image": "scene.tif", "tta": "d4"}
+        with server(config) as (_proc, url):
+            ids = [submit(url, inputs).json()["jobID"] for _ in range(jobs)]
+            deadline = time.monotonic() + 600
+            while not any(
+                requests.get(f"{url}/jobs/{i}", timeout=30).json()["status"] == "running"
+                for i in ids
+            ):
+                assert time.monotonic() < deadline, "no job started"
+                time.sleep(0.1)
+            time.sleep(1.0)  # mid-job
+            before = collections.Counter(
+                requests.get(f"{url}/jobs/{i}", timeout=30).json()["status"] for i in ids
+            )
+            cluster.kill()
+            time.sleep(outage_s)
+            during = collections.Counter(
+                requests.get(f"{url}/jobs/{i}", timeout=30).json()["message"] for i in ids
+            )
+            cluster.start()
+            outcome = collections.Counter(wait_job(url, i)["status"] for i in ids)
+            after = [submit(url, inputs).json()["jobID"] for _ in range(2)]
+            later = collections.Counter(wait_job(url, i)["status"] for i in after)
+            runs = [wait_job(url, i)["message"] for i in ids]
+    finally:
+        cluster.kill()
+    print(
+        f"scheduler and workers killed mid-job ({dict(before)}), started again after "
+        f"{outage_s:g} s: {jobs} jobs -> {dict(outcome)}; meanwhile they said {dict(during)}; "
+        f"last messages {dict(collections.Counter(runs))}; 2 jobs submitted after -> "
+        f"{dict(later)}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=2048, help="mid-job scene size (px)")
     parser.add_argument("--weights", help="checkpoint (default: the shipped model)")
+    parser.add_argument(
+        "--fault", choices=("signals", "scheduler", "all"), default="all", help="which faults"
+    )
+    parser.add_argument("--jobs", type=int, default=4, help="jobs running at the scheduler fault")
+    parser.add_argument("--outage", type=float, default=5.0, help="seconds without a scheduler")
     args = parser.parse_args()
+    if args.fault in ("scheduler", "all"):
+        with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
+            folder = Path(tmp)
+            write_scene(folder / "catalogue" / "scene.tif", args.window)
+            scheduler_fault(folder, args.jobs, args.outage, args.weights)
+    if args.fault == "scheduler":
+        return 0
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
             folder = Path(tmp)

@@ -96,19 +96,23 @@ class JobEvents:
         self._store().update(job_id, message=message)
 
     def job_lost(self, job_id: str, attempts: int) -> None:
-        """Submit again a live job the cluster lost, or fail it once its attempts are spent."""
+        """Submit again a live job the cluster lost, or fail it once its attempts are spent
+        (a job that never started is queued again under the same key: it cost no attempt)."""
         try:
             record = self._store().get(job_id)
         except JobNotFoundError:
             return
         if record["status"] not in LIVE:
             return  # dismissed meanwhile: it stays so
+        if self.rerun is not None and record["status"] == "accepted":  # it never ran: no attempt
+            self._store().update(job_id, message="Queued again on the cluster (it lost the job)")
+            self.rerun(record, attempts)
+            return
         retries = self.settings.cluster_retries
         if attempts > retries or self.rerun is None:
             message = (
-                f"the Dask cluster lost this job {attempts} time(s) (its scheduler restarted "
-                f"while the job was queued or running; {retries} re-submission(s) allowed); "
-                "submit it again"
+                f"the Dask cluster lost this job {attempts} time(s) while it ran (its scheduler "
+                f"restarted; {retries} re-submission(s) allowed); submit it again"
             )
             self.job_failed(job_id, JobFailure("JobInterrupted", 410, message))
             return

@@ -21,10 +21,10 @@ only note what is to be done, and one watcher thread talks to the cluster. When 
 is lost, the watcher tells the listener that the jobs wait (``job_waiting``), drops the client
 and connects again with bounded back-off; once back, it looks for each job's task (a scheduler
 that lived on still has it) and reports the ones it forgot as lost (``job_lost``): the manager
-then submits them again from the store, under a new attempt key, a bounded number of times.
-Each submission writes its key to the job's folder (:data:`ATTEMPT_FILE`) and the task checks it
-at its progress steps and before reporting success, so a superseded attempt (or a dismissed
-job, whose folder is gone) stops there: a job completes once.
+then submits them again from the store (one that had started under a new attempt key, a
+bounded number of times).
+Each submission writes its key to the job's folder, and the task stops when it finds another
+there (:mod:`~sanchari_processes.service.executors.dask_task`): a job completes once.
 """
 
 from __future__ import annotations
@@ -33,111 +33,37 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sanchari_processes.errors import BackendUnavailableError, QueueFullError
-from sanchari_processes.service.executors.base import (
-    JobCancelled,
-    JobFailure,
-    JobListener,
-    Runner,
-    run_job,
+from sanchari_processes.service.executors.base import JobFailure, JobListener, Runner
+from sanchari_processes.service.executors.dask_task import (
+    ATTEMPT_FILE,
+    attempt_of,
+    cancel_name,
+    progress_name,
+    run_task,
+    task_key,
 )
 
 LOGGER = logging.getLogger(__name__)
 
 #: How often the watcher looks at finished tasks, and at each running job's progress (s).
 _TICK_S, _PROGRESS_POLL_S = 0.2, 0.5
-#: Least time between two looks at a job's cancel flag and attempt, on the worker (s).
-_CANCEL_CHECK_S = 0.5
 #: Seconds to wait for the scheduler when connecting.
 _CONNECT_TIMEOUT_S = 10
 #: Seconds between two tries to reach a scheduler that went away: doubling, up to the second.
 _RETRY_S = (0.5, 5.0)
 #: How often the watcher reads the cluster's worker threads (the queue's bound), in seconds.
 _SLOTS_S = 2.0
-#: The file in a job's folder naming the task key of its current attempt.
-ATTEMPT_FILE = ".attempt"
 #: What a job says while the scheduler cannot be reached.
 WAITING = "Waiting for the Dask cluster: its scheduler cannot be reached (the job resumes then)"
 
 
 class ExecutorUnavailableError(BackendUnavailableError):
     """dask.distributed is not installed."""
-
-
-def task_key(job_id: str, attempt: int = 1) -> str:
-    """A job's task key: ``sanchari-job-ID``, then ``sanchari-job-ID-attempt-N``."""
-    base = f"sanchari-job-{job_id}"
-    return base if attempt <= 1 else f"{base}-attempt-{attempt}"
-
-
-def attempt_of(key: str) -> int:
-    """Which submission of its job a task key names (1 for the first)."""
-    _, sep, tail = key.rpartition("-attempt-")
-    return int(tail) if sep and tail.isdigit() else 1
-
-
-def _progress_name(key: str) -> str:
-    return f"sanchari-progress-{key.removeprefix('sanchari-job-')}"
-
-
-def _cancel_name(job_id: str) -> str:
-    return f"sanchari-cancel-{job_id}"
-
-
-def _attempt_guard(job: Any, key: str, guarded: bool) -> Callable[[], bool]:
-    """Whether ``key`` is still its job's current attempt (:data:`ATTEMPT_FILE` names it)."""
-    if not guarded:
-        return lambda: True
-    token = Path(job.job_dir) / ATTEMPT_FILE
-
-    def current() -> bool:
-        try:
-            return token.read_text(encoding="utf-8") == key
-        except FileNotFoundError:  # the folder was removed: the job was dismissed
-            return False
-        except OSError:  # unreadable for a moment: not a reason to stop a job
-            return True
-
-    return current
-
-
-def run_task(job: Any, runner: Runner, key: str | None = None, guarded: bool = False) -> Any:
-    """The task a worker runs: the job, with progress out and the cancel flag in. It stops
-    (``cancelled``) when dismissed or when a newer attempt of its job replaced it."""
-    from distributed import Event, Future, Variable, get_client
-
-    client = get_client()
-    key = key or task_key(job.job_id)
-    client.publish_dataset(Future(key, client=client), name=key, override=True)
-    progress = Variable(_progress_name(key), client=client)
-    cancel = Event(_cancel_name(job.job_id), client=client)
-    current = _attempt_guard(job, key, guarded)
-    last_check = [time.monotonic()]
-
-    def check() -> None:
-        if time.monotonic() - last_check[0] < _CANCEL_CHECK_S:
-            return
-        last_check[0] = time.monotonic()
-        if cancel.is_set():
-            cancel.clear()
-            raise JobCancelled
-        if not current():
-            LOGGER.info("job %s: task %s is no longer its current attempt", job.job_id, key)
-            raise JobCancelled
-
-    progress.set((0.0, None))  # "started"
-    outcome = run_job(job, runner, lambda f, stage: progress.set((f, stage)), check)
-    if outcome[0] == "succeeded" and not current():
-        outcome = ("cancelled", None)  # a newer attempt reports the job's result
-    if outcome[0] == "cancelled":  # nobody collects it
-        with contextlib.suppress(Exception):
-            client.unpublish_dataset(key)
-    return outcome
 
 
 @dataclass
@@ -394,7 +320,7 @@ class DaskExecutor:
             cancels, self._cancels = self._cancels, {}
         for job_id, watched in cancels.items():
             key = watched.key if watched else task_key(job_id)
-            Event(_cancel_name(job_id), client=self._client).set()
+            Event(cancel_name(job_id), client=self._client).set()
             future = watched.future if watched and watched.future else None
             (future or Future(key, client=self._client)).cancel()
             self._forget(key)
@@ -405,7 +331,7 @@ class DaskExecutor:
 
         item.polled = time.monotonic()
         try:
-            value = Variable(_progress_name(item.key), client=self._client).get(timeout=0.1)
+            value = Variable(progress_name(item.key), client=self._client).get(timeout=0.1)
         except TimeoutError:
             return  # not started yet
         if value is None or value == item.last:
@@ -461,7 +387,7 @@ class DaskExecutor:
         with contextlib.suppress(Exception):
             self._client.unpublish_dataset(key)
         with contextlib.suppress(Exception):
-            Variable(_progress_name(key), client=self._client).delete()
+            Variable(progress_name(key), client=self._client).delete()
 
 
 def _close_quietly(client: Any) -> None:

@@ -101,26 +101,30 @@ def _results(client: FlaskClient, job_id: str) -> tuple[list, Any]:
 def test_a_job_survives_a_scheduler_restart_with_the_results_of_an_undisturbed_run(
     app_of: Any, own_cluster: OwnCluster, tmp_path: Path
 ) -> None:
-    """Killed mid-job with its workers, the scheduler comes back: the job, which waited
-    meanwhile, runs again and gives what an undisturbed run gives."""
+    """Killed mid-job with its worker, the scheduler comes back: the running job and the one
+    queued behind it, which waited meanwhile, run and give what an undisturbed run gives."""
     client = app_of(late_road_runner).test_client()
     body = {**BODY, "outputs": {"roads": {}, "probability": {}}}
-    job_id = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
+    job_id, queued = (
+        client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"] for _ in range(2)
+    )
     _running(client, job_id)
     own_cluster.kill()
     assert _waiting(client, job_id)["status"] == "running"
+    assert _waiting(client, queued)["status"] == "accepted"
     own_cluster.start()
-    done = wait_for_job(client, job_id, timeout=120)
-    assert done["status"] == "successful", done
+    for done in (wait_for_job(client, job_id, timeout=120), wait_for_job(client, queued)):
+        assert done["status"] == "successful", done
     assert _runs(tmp_path, job_id) == "run\n" * 2  # stopped by the restart, run again once
+    assert _runs(tmp_path, queued) == "run\n"
     undisturbed = client.post(EXECUTE, json=body, headers=ASYNC).get_json()["jobID"]
     assert wait_for_job(client, undisturbed, timeout=120)["status"] == "successful"
-    assert _runs(tmp_path, undisturbed) == "run\n"
-    roads, probability = _results(client, job_id)
-    same_roads, same_probability = _results(client, undisturbed)
-    assert roads == same_roads
-    assert probability.shape == same_probability.shape and probability.max() > 0
-    assert np.array_equal(probability, same_probability)
+    roads, probability = _results(client, undisturbed)
+    assert probability.max() > 0
+    for disturbed in (job_id, queued):
+        same_roads, same_probability = _results(client, disturbed)
+        assert same_roads == roads
+        assert np.array_equal(same_probability, probability)
 
 
 def test_jobs_wait_for_a_restarted_scheduler_and_a_dismissal_sticks(
@@ -224,23 +228,41 @@ def test_a_lost_job_is_submitted_again_until_its_retries_are_spent(tmp_path: Pat
         callbacks(),  # type: ignore[arg-type]
         rerun=lambda record, attempt: reruns.append((record["identifier"], attempt)),
     )
-    for job_id in ("a", "b", "c"):
+    for job_id in ("a", "b", "c", "q"):
         store.add(job_id, "road-extraction", {})
-    store.update("b", status="running")
+    for job_id in ("a", "b"):
+        store.update(job_id, status="running", progress=40)
     events.job_lost("a", 1)
     events.job_lost("b", 2)
+    events.job_lost("q", 2)  # never started: queued again, no attempt spent
     store.update("c", status="dismissed")
     events.job_lost("c", 1)
     events.job_lost("gone", 1)
-    assert reruns == [("a", 2), ("b", 3)]
+    assert reruns == [("a", 2), ("b", 3), ("q", 2)]
     assert store.get("a")["message"] == "Re-submitted after the cluster restarted (attempt 2 of 3)"
     assert store.get("b")["status"] == "running" and store.get("b")["progress"] == 0
+    assert store.get("q")["status"] == "accepted"
     assert store.get("c")["status"] == "dismissed"
     events.job_lost("b", 3)
     failed = store.get("b")
     assert failed["status"] == "failed" and failed["error"]["status"] == 410
-    assert reruns == [("a", 2), ("b", 3)]
+    assert "lost this job 3 time(s)" in failed["message"]
+    assert reruns == [("a", 2), ("b", 3), ("q", 2)]
     with pytest.raises(JobNotFoundError):
         store.get("gone")
     assert JobFailure(**failed["error"]).code == "JobInterrupted"
     store.close()
+
+
+def test_cluster_retries_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sanchari_processes.errors import SettingsError
+    from sanchari_processes.service.settings import load_config
+    from sanchari_processes.settings import DEFAULT_CONFIG
+
+    assert ManagerSettings.from_mapping({}).cluster_retries == 3
+    monkeypatch.setenv("SANCHARI_CLUSTER_RETRIES", "5")
+    manager = load_config(DEFAULT_CONFIG)["server"]["manager"]
+    assert ManagerSettings.from_mapping(manager).cluster_retries == 5
+    for bad in ("-1", "many"):
+        with pytest.raises(SettingsError, match="cluster_retries"):
+            ManagerSettings.from_mapping({"cluster_retries": bad})
