@@ -79,9 +79,12 @@ def fault(folder: Path, sig: signal.Signals, window: int, weights: str | None) -
     )
 
 
-def scheduler_fault(folder: Path, jobs: int, outage_s: float, weights: str | None) -> None:
+def scheduler_fault(
+    folder: Path, jobs: int, outage_s: float, weights: str | None, jobs_db: str | None
+) -> None:
     """``jobs`` jobs on a cluster whose scheduler and workers are killed mid-job, then started
-    again at the same address after ``outage_s``; two more jobs after that."""
+    again at the same address after ``outage_s``; two more jobs after that. ``jobs_db``: job
+    records in that PostgreSQL database (else SQLite)."""
     from tests.cluster_fixtures import OwnCluster
 
     cluster = OwnCluster(folder, workers=2)
@@ -89,7 +92,7 @@ def scheduler_fault(folder: Path, jobs: int, outage_s: float, weights: str | Non
     try:
         config = make_config(folder, workers=1, weights=weights)
         settings = yaml.safe_load(config.read_text(encoding="utf-8"))
-        settings["server"]["manager"]["dask_scheduler"] = cluster.address
+        settings["server"]["manager"].update(dask_scheduler=cluster.address, jobs_db=jobs_db)
         config.write_text(yaml.safe_dump(settings), encoding="utf-8")
         inputs = {"image": "scene.tif", "tta": "d4"}
         with server(config) as (_proc, url):
@@ -134,12 +137,13 @@ def main() -> int:
     )
     parser.add_argument("--jobs", type=int, default=4, help="jobs running at the scheduler fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds without a scheduler")
+    parser.add_argument("--jobs-db", help="postgresql:// URL of an empty database (else SQLite)")
     args = parser.parse_args()
     if args.fault in ("scheduler", "all"):
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
             folder = Path(tmp)
             write_scene(folder / "catalogue" / "scene.tif", args.window)
-            scheduler_fault(folder, args.jobs, args.outage, args.weights)
+            scheduler_fault(folder, args.jobs, args.outage, args.weights, args.jobs_db)
     if args.fault == "scheduler":
         return 0
     for sig in (signal.SIGTERM, signal.SIGKILL):
