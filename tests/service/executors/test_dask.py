@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from sanchari_processes.service.executors.dask import DaskExecutor
+from sanchari_processes.service.executors.dask_task import ATTEMPT_FILE, task_key
 from tests.service_fixtures import FakeJob, Recorder, dying_runner, ticking_runner
 
 
@@ -93,3 +94,30 @@ def test_a_job_that_kills_its_workers_fails_cleanly(executor_of: Any, tmp_path: 
         assert (kind, job_id) == ("failed", "d")
         assert failure.status == 500 and "unexpectedly" in failure.message
         executor.shutdown()
+
+
+def test_a_superseded_attempt_stops_itself(executor_of: Any, tmp_path: Path) -> None:
+    """The job's folder names another attempt (one submitted after a scheduler restart): the
+    task stops at its next progress step and reports nothing; the listener hears it lost."""
+    executor, recorder = executor_of(ticking_runner)
+    executor.submit(FakeJob("s", tmp_path / "s"))
+    recorder.wait_started()
+    (tmp_path / "s" / ATTEMPT_FILE).write_text(task_key("s", 2))
+    assert recorder.done.wait(30), recorder.events
+    assert recorder.kinds() == ["started", "lost"]
+    assert recorder.events[-1] == ("lost", "s", 1)
+    assert int((tmp_path / "s.ticks").read_text()) < 40
+    assert not (tmp_path / "s" / "roads.geojson").exists()
+
+
+def test_a_dropped_connection_follows_the_job_again(executor_of: Any, tmp_path: Path) -> None:
+    """Only the connection went (the scheduler lives on): once connected again, the server
+    finds the job's task still running and follows it to its end; it never runs twice."""
+    executor, recorder = executor_of(ticking_runner)
+    executor.submit(FakeJob("r", tmp_path / "r"))
+    recorder.wait_started()
+    executor._client.close()  # as a network cut would leave it
+    assert recorder.done.wait(60), recorder.events
+    assert recorder.kinds() == ["started", "waiting", "succeeded"], recorder.events
+    assert (tmp_path / "r.runs").read_text() == "run\n"
+    assert (tmp_path / "r.ticks").read_text() == "40"
