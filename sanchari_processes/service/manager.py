@@ -338,8 +338,7 @@ class SanchariManager(BaseManager):
             self.events.job_failed(job.job_id, JobFailure.internal())
 
     def _hand_over(self, job: RoadJob, *, force: bool = False, attempt: int = 1) -> None:
-        """Give ``job`` to the executor, and keep its task key with it (to re-attach; a
-        cluster's key also counts the job's attempts)."""
+        """Give ``job`` to the executor, and keep its task key with it (to re-attach)."""
         assert self._executor is not None
         task = self._executor.submit(job, force=force, attempt=attempt)
         if task:
@@ -347,9 +346,11 @@ class SanchariManager(BaseManager):
 
     # -- jobs recovery gives back (:class:`~sanchari_processes.service.recovery.JobHost`) ------
     def resubmit(self, record: dict, attempt: int = 1) -> None:
-        """Plan again a stored job and queue it: one a previous server accepted but never
-        started, or one the cluster lost (``attempt``: its submission, counted from 1)."""
+        """Plan a stored job again (accepted by a previous server, or lost by the cluster: its
+        ``attempt``) and queue it; once this server stops the job stays for the next one."""
         job_id = record["identifier"]
+        if self._executor is None:
+            return
         try:
             processor = self.get_processor(record["process_id"])
             inputs, execution = self._stored_request(record)
