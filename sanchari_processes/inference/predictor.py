@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -70,10 +71,25 @@ class Predictor:
         self._runner = runner
         self._metadata = metadata
         self._config = config
-        #: The runner wrapped in the configured test-time augmentation: what the patches meet.
-        self._model = functools.partial(
+        #: The runner wrapped in the configured test-time augmentation.
+        self._views = functools.partial(
             average_views, runner, mode=config.tta, batch_views=runner.batch_views
         )
+        #: What the patches meet: the views, timed (a bound method, so it pickles).
+        self._model = self._timed
+        self._first_result: float | None = None
+
+    def _timed(self, batch: np.ndarray) -> np.ndarray:
+        out = self._views(batch)
+        if self._first_result is None:
+            self._first_result = time.perf_counter()
+        return out
+
+    @property
+    def first_result(self) -> float | None:
+        """``time.perf_counter()`` when the first batch's probabilities were ready (start-up
+        time: ``sanchari predict`` reports it), ``None`` before."""
+        return self._first_result
 
     @property
     def metadata(self) -> ModelMetadata:

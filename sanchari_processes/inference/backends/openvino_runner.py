@@ -1,8 +1,10 @@
 """The exported network on OpenVINO's CPU plugin, compiled for the patch shape.
 
-OpenVINO picks the CPU's fastest precision (bfloat16 where the CPU has it, e.g. AVX512-BF16 or
-AMX; float32 elsewhere); the masks agree with torch float32 within the accuracy bar (model card,
-Speed). Compiled blobs are cached beside the export, so later starts skip compilation.
+With precision ``auto`` OpenVINO picks the CPU's fastest (bfloat16 where the CPU has it, e.g.
+AVX512-BF16 or AMX; float32 elsewhere); the masks agree with torch float32 within the accuracy
+bar (model card, Speed). ``fp32``/``fp16`` set its inference precision hint; ``int8`` is a
+different network (the NNCF-quantised IR). Compiled blobs are kept in the user cache folder
+(``CACHE/openvino``), so a later start skips compilation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ import openvino as ov
 
 from sanchari_processes.inference.backends import RunnerSpec
 from sanchari_processes.inference.tta import sigmoid
+
+#: OpenVINO's inference precision hint for the float precisions the user may force.
+_HINTS = {"fp32": "f32", "fp16": "f16"}
+
+
+def compiled_cache(cache_dir: Path | None) -> Path:
+    """Where compiled blobs are kept: ``CACHE/openvino`` (the model folder may be read-only)."""
+    if cache_dir is None:
+        from sanchari_processes.settings import default_cache_dir
+
+        cache_dir = default_cache_dir()
+    return Path(cache_dir) / "openvino"
 
 
 class OpenVinoRunner:
@@ -30,7 +44,12 @@ class OpenVinoRunner:
         channels = model.inputs[0].get_partial_shape()[1]
         self._batch = spec.batch_size
         model.reshape([self._batch, channels, spec.patch_size, spec.patch_size])
-        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(path.parent)}
+        config: dict[str, object] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "CACHE_DIR": str(compiled_cache(spec.cache_dir)),
+        }
+        if spec.precision in _HINTS:
+            config["INFERENCE_PRECISION_HINT"] = _HINTS[spec.precision]
         if spec.threads:
             # A thread budget means other processes share the CPU (Dask or pool workers):
             # OpenVINO would pin each process's threads to the same first cores, so two
