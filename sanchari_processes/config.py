@@ -30,6 +30,8 @@ PrecisionName = Literal["auto", "fp32", "fp16", "int8"]
 #: float32; ``fp16`` float16 (CUDA, or OpenVINO on CPUs with float16 arithmetic); ``int8`` the
 #: NNCF-quantised network ``sanchari model-export --precision int8`` writes (OpenVINO).
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+#: Patches drawn from calibration images to fit the int8 ranges (NNCF's default subset size).
+CALIBRATION_PATCHES = 300
 
 #: Road probability cut-off when neither the user nor a checkpoint names one.
 DEFAULT_THRESHOLD = 0.45

@@ -10,8 +10,8 @@ import click
 
 from sanchari_processes.cli import options
 from sanchari_processes.cli.common import iter_inputs
+from sanchari_processes.config import CALIBRATION_PATCHES
 from sanchari_processes.errors import InvalidInputError
-from sanchari_processes.inference.export import CALIBRATION_PATCHES
 from sanchari_processes.settings import default_weights
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sanchari_processes import __version__
+from sanchari_processes.config import CALIBRATION_PATCHES
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
 from sanchari_processes.inference import backends
 from sanchari_processes.inference.checkpoint import (
@@ -40,8 +41,6 @@ EXPORT_FORMAT = 1
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 FP32_NAME, RECORD_NAME = "model.onnx", "model.json"
-#: Patches drawn from the calibration images to fit the int8 ranges (NNCF's default subset).
-CALIBRATION_PATCHES = 300
 #: The distribution name, for the extras an error message asks for.
 _EXTRA = "sanchari-processes"
 

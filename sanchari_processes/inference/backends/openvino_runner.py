@@ -9,6 +9,10 @@ different network (the NNCF-quantised IR). Compiled blobs are kept in the user c
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -31,6 +35,38 @@ def compiled_cache(cache_dir: Path | None) -> Path:
     return Path(cache_dir) / "openvino"
 
 
+def static_network(
+    core: ov.Core, path: Path, cache: Path, batch: int, patch: int
+) -> str | ov.Model:
+    """The network at the compiled shape, as an IR file in ``cache`` written on first use.
+
+    Compiled from a file, OpenVINO finds its cached blob without parsing or reshaping the
+    network (a warm start saves ~0.4 s); the file's name follows the source file's path, size
+    and time, so a replaced network gets a new one. Where ``cache`` cannot be written, the
+    network is reshaped in memory.
+    """
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    xml = cache / f"{path.stem}-{key.hexdigest()[:16]}-{batch}x{patch}.xml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return str(xml)
+    model = core.read_model(str(path))
+    channels = model.inputs[0].get_partial_shape()[1]
+    model.reshape([batch, channels, patch, patch])
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".ir-"))
+        try:
+            ov.save_model(model, str(staging / xml.name), compress_to_fp16=False)
+            os.replace(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
+            os.replace(staging / xml.name, xml)  # the .xml last: it marks the pair complete
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError:
+        return model
+    return str(xml)
+
+
 class OpenVinoRunner:
     """An OpenVINO compiled model and its infer request (state: both)."""
 
@@ -40,14 +76,9 @@ class OpenVinoRunner:
 
     def __init__(self, path: Path, spec: RunnerSpec) -> None:
         core = ov.Core()
-        model = core.read_model(str(path))
-        channels = model.inputs[0].get_partial_shape()[1]
         self._batch = spec.batch_size
-        model.reshape([self._batch, channels, spec.patch_size, spec.patch_size])
-        config: dict[str, object] = {
-            "PERFORMANCE_HINT": "LATENCY",
-            "CACHE_DIR": str(compiled_cache(spec.cache_dir)),
-        }
+        cache = compiled_cache(spec.cache_dir)
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache)}
         if spec.precision in _HINTS:
             config["INFERENCE_PRECISION_HINT"] = _HINTS[spec.precision]
         if spec.threads:
@@ -56,7 +87,8 @@ class OpenVinoRunner:
             # 1-thread workers took turns on one core while the other idled.
             config["INFERENCE_NUM_THREADS"] = spec.threads
             config["ENABLE_CPU_PINNING"] = False
-        self._request = core.compile_model(model, "CPU", config).create_infer_request()
+        network = static_network(core, path, cache, self._batch, spec.patch_size)
+        self._request = core.compile_model(network, "CPU", config).create_infer_request()
         self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
