@@ -44,6 +44,7 @@ def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
             "backend": predictor.runner.name,
             "device": predictor.runner.device,
             "precision": icfg.precision,
+            "arithmetic": getattr(predictor.runner, "arithmetic", None),
         },
         "vectorize": {k: v for k, v in asdict(vcfg).items() if k != "progress"},
     }

@@ -132,5 +132,6 @@ def test_openvino_keeps_compiled_blobs_in_the_cache_and_takes_a_precision_hint(
     runner = build_predictor(EngineOptions(tiny_checkpoint, config, cache_dir=cache)).runner
     compiled = runner._request.get_compiled_model()
     assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    assert runner.arithmetic == "f32"
     assert any((cache / "openvino").glob("*.blob"))
     clear_runner_cache()

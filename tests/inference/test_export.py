@@ -8,8 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.engine.build import EngineOptions, build_predictor, clear_runner_cache
 from sanchari_processes.errors import ModelMissingError
 from sanchari_processes.inference import backends
 from sanchari_processes.inference.checkpoint import (
@@ -153,3 +156,9 @@ def test_int8_export_from_calibration_images(checkpoint: Path, tmp_path: Path) -
     files = read_metadata(checkpoint).exports["int8"]["files"]
     assert list(files) == ["tiny-int8.xml", "tiny-int8.bin"]
     assert files["tiny-int8.bin"] == file_sha256(path.with_suffix(".bin"))
+    config = InferenceConfig(patch_size=64, tta="none", device="cpu", precision="int8")
+    predictor = build_predictor(EngineOptions(checkpoint, config, cache_dir=cache))
+    assert predictor.runner.name == "openvino" and predictor.runner.arithmetic == "int8"
+    prob = predictor.predict(road_image(80, 70))
+    assert prob.shape == (80, 70) and np.isfinite(prob).all()
+    clear_runner_cache()

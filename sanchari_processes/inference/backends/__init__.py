@@ -38,6 +38,8 @@ class Runner(Protocol):
     device: str
     #: Whether the TTA views of a batch should go through as one call (a GPU).
     batch_views: bool
+    #: The arithmetic the network runs in (``f32``, ``f16``, ``bf16`` or ``int8``).
+    arithmetic: str
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 

@@ -88,7 +88,12 @@ class OpenVinoRunner:
             config["INFERENCE_NUM_THREADS"] = spec.threads
             config["ENABLE_CPU_PINNING"] = False
         network = static_network(core, path, cache, self._batch, spec.patch_size)
-        self._request = core.compile_model(network, "CPU", config).create_infer_request()
+        compiled = core.compile_model(network, "CPU", config)
+        #: What the CPU plugin computes in (``bf16`` where ``auto`` or ``fp16`` found bfloat16
+        #: the CPU's fastest), or ``int8`` for the quantised network: the provenance records it.
+        float_type = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.arithmetic = "int8" if spec.precision == "int8" else str(float_type)
+        self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: threads (in-process jobs) take turns
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ class TorchRunner:
         self.batch_views = not self._cpu
         #: float16 autocast on CUDA unless float32 was asked for.
         self._autocast = not self._cpu and spec.precision != "fp32"
+        self.arithmetic = "f16" if self._autocast else "f32"
         if self._cpu:
             loaded.module.to(memory_format=torch.channels_last)
         if spec.threads:
