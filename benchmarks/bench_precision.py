@@ -12,8 +12,9 @@ Prints figures; it is not a test. In one run:
    ``check_paris_osm.py`` does). Road IoU at the model's threshold for each, and the share of
    each mask's road pixels within 2 px of the other's (the bar: IoU within 0.01 of fp32 and
    ≥ 95 % within 2 px).
-3. Seconds per 512² forward pass of each, interleaved, best of ``--repeats``, with the CPU's
-   flags and the load average: only an idle machine's figures mean anything.
+3. Seconds per 512² forward pass of each and of ``auto`` (the default), interleaved, best of
+   ``--repeats``, with the CPU's flags and the load average: only an idle machine's figures
+   mean anything.
 
     python benchmarks/bench_precision.py [--weights weights] [--out /tmp/sanchari-int8]
 
@@ -179,7 +180,7 @@ def speed(weights: Path, args: argparse.Namespace) -> None:
     """Seconds per 512² forward pass, fp32 and int8 interleaved, best of ``--repeats``."""
     batch = np.random.default_rng(0).standard_normal((1, 3, 512, 512)).astype(np.float32)
     runners = {}
-    for precision in PRECISIONS:
+    for precision in ("auto", *PRECISIONS):  # auto: the default (bfloat16 where the CPU has it)
         config = InferenceConfig(tta="none", device="cpu", backend="openvino", precision=precision)
         runners[precision] = build_predictor(
             EngineOptions(weights, config, cache_dir=args.out / "cache")
@@ -195,7 +196,7 @@ def speed(weights: Path, args: argparse.Namespace) -> None:
             best[precision] = min(best[precision], time.perf_counter() - start)
     print(f"after:  {load_note()}")
     for precision, seconds in best.items():
-        print(f"{precision}: {seconds:.3f} s")
+        print(f"{precision} ({runners[precision].arithmetic}): {seconds:.3f} s")
     print(f"int8 / fp32: {best['int8'] / best['fp32']:.2f}")
     if os.getloadavg()[0] >= 0.3:
         print("WARNING: the machine was not idle (load >= 0.3): these timings are not results")
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--tta", default="none")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
     print(f"CPU flags: {cpu_flags()}")
     print(f"before: {load_note()}")
@@ -220,7 +222,8 @@ def main() -> None:
         if "int8" not in read_metadata(weights).exports:
             build_int8(weights, args.data, args.out, args.patches)
     print(f"model: {weights}")
-    quality(weights, args)
+    if not args.skip_quality:
+        quality(weights, args)
     if not args.skip_speed:
         speed(weights, args)
     print(f"\nafter: {load_note()}")
