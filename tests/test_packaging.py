@@ -33,7 +33,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_carries_the_model_and_the_config(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    model_files = {".json", ".safetensors", ".onnx"}
+    model_files = {".json", ".safetensors", ".onnx", ".xml", ".bin"}
     shipped = {p.name for p in (REPO / "weights").iterdir() if p.suffix in model_files}
     assert shipped and {f"sanchari_processes/data/weights/{n}" for n in shipped} <= names
     assert "sanchari_processes/data/pygeoapi-config.yml" in names
@@ -90,6 +90,12 @@ def test_base_install_predicts_and_serves_without_torch(site: Path, tmp_path: Pa
     done = run([sys.executable, "-c", code, *args])
     assert done.returncode == 0, done.stderr
     assert len(json.loads((tmp_path / "r.geojson").read_text())["features"]) > 10
+    int8 = run(
+        [sys.executable, "-c", code, *args[:3], "int8.geojson", *args[4:], "--precision", "int8"]
+    )
+    assert int8.returncode == 0, int8.stderr  # the shipped int8 network: no NNCF needed either
+    inference = json.loads((tmp_path / "int8.geojson").read_text())["sanchari"]["inference"]
+    assert inference["arithmetic"] == "int8" and inference["backend"] == "openvino"
     torch_try = run([sys.executable, "-c", code, *args, "--backend", "torch"])
     assert torch_try.returncode != 0 and "sanchari-processes[train]" in torch_try.stderr
     assert "Traceback" not in torch_try.stderr

@@ -41,6 +41,7 @@ EXPORT_FORMAT = 1
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 FP32_NAME, RECORD_NAME = "model.onnx", "model.json"
+_CONV = "Convolution"
 #: The distribution name, for the extras an error message asks for.
 _EXTRA = "sanchari-processes"
 
@@ -178,11 +179,17 @@ def export_int8(
     fp32 = exported_model(path, cache_dir)
     batches = calibration_patches(calibration, metadata, patch_size, seed, patches)
     model = ov.Core().read_model(str(fp32))
+    convs = [
+        op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == _CONV
+    ]
     quantized = nncf.quantize(
         model,
         nncf.Dataset([b[None] for b in batches]),
         subset_size=len(batches),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
+        # asymmetric activations (MIXED): the decoder's activations are not centred on zero
+        preset=nncf.QuantizationPreset.MIXED,
+        # the first and last convolutions stay float: the input's and the logits' ranges
+        ignored_scope=nncf.IgnoredScope(names=[convs[0], convs[-1]]) if convs else None,
     )
     xml = path.with_name(f"{path.stem}-int8.xml")
     bin_ = xml.with_suffix(".bin")
