@@ -1,6 +1,6 @@
 # SANCHARi OGC API - Processes service.
 #
-# Build:  docker build -t sanchari .                (CPU: OpenVINO, no torch; ~1 GB venv)
+# Build:  docker build -t sanchari .                (CPU: OpenVINO, no torch; ~1.2 GB venv)
 #         docker build --build-arg EXTRAS=gee,train -t sanchari-gpu .
 #                                                    (adds torch, whose PyPI wheels carry CUDA:
 #                                                     --device cuda, adaptation, training)
