@@ -1,37 +1,39 @@
 # SANCHARi OGC API - Processes service.
 #
-# Build:  docker build -t sanchari .
-# Run:    docker run --gpus all -p 5000:5000 -v /data/geotiffs:/data/geotiffs:ro \
+# Build:  docker build -t sanchari .                (CPU: OpenVINO, no torch; ~1.2 GB venv)
+#         docker build --build-arg EXTRAS=gee,train -t sanchari-gpu .
+#                                                    (adds torch, whose PyPI wheels carry CUDA:
+#                                                     --device cuda, adaptation, training)
+# Run:    docker run -p 5000:5000 -v /data/geotiffs:/data/geotiffs:ro \
 #           -v sanchari-jobs:/data/jobs sanchari
-# (Without a GPU, drop --gpus; the model then runs on the CPU.)
+# (With the train extra and a GPU, add --gpus all; the host's NVIDIA driver is mounted.)
 # Earth Engine (road-extraction-gee): add -v /path/key.json:/run/secrets/ee-key.json:ro
 #   -e SANCHARI_GEE_SERVICE_ACCOUNT_KEY=/run/secrets/ee-key.json -e SANCHARI_GEE_PROJECT=PROJECT
 #
 # NOTE: written with care but not built or run here (no Docker on the development machines).
 
-FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+FROM python:3.12-slim
 
 ARG DEBIAN_FRONTEND=noninteractive
-# Python 3.12 from the deadsnakes PPA (Ubuntu 22.04 ships 3.10).
+# OpenMP for the numeric wheels that link it (skimage, torch's CPU kernels).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends software-properties-common ca-certificates curl \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends python3.12 python3.12-venv \
+    && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
 # A virtual environment keeps pip away from the system Python.
-RUN python3.12 -m venv /opt/venv
+RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
 # Dependencies first (cached layer), then the code. rasterio/pyproj/shapely wheels bundle GDAL
-# and PROJ, so no system GIS libraries are needed. torch from PyPI includes CUDA.
+# and PROJ, so no system GIS libraries are needed. The shipped model carries its exported
+# network, so the base install runs it without torch; EXTRAS=gee,train brings torch (with CUDA).
+ARG EXTRAS=gee
 COPY setup.cfg pyproject.toml README.md* ./
 COPY sanchari_processes/__init__.py sanchari_processes/__init__.py
-RUN pip install --upgrade pip && pip install ".[gee]"
+RUN pip install --upgrade pip && pip install ".[${EXTRAS}]"
 COPY sanchari_processes sanchari_processes
 COPY training training
 COPY weights weights

@@ -24,6 +24,15 @@ BackendName = Literal["auto", "torch", "onnxruntime", "openvino"]
 #: (see :data:`sanchari_processes.inference.backends.CPU_PREFERENCE`).
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 
+PrecisionName = Literal["auto", "fp32", "fp16", "int8"]
+#: Arithmetic of the network. ``auto``: the backend's fastest float precision (OpenVINO: bfloat16
+#: where the CPU has it natively, else float32; torch on CUDA: float16 autocast); ``fp32`` forces
+#: float32; ``fp16`` float16 (CUDA, or OpenVINO on CPUs with float16 arithmetic); ``int8`` the
+#: NNCF-quantised network ``sanchari model-export --precision int8`` writes (OpenVINO).
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+#: Patches drawn from calibration images to fit the int8 ranges (NNCF's default subset size).
+CALIBRATION_PATCHES = 300
+
 #: Road probability cut-off when neither the user nor a checkpoint names one.
 DEFAULT_THRESHOLD = 0.45
 DEFAULT_SIMPLIFY_M = 1.0
@@ -49,8 +58,8 @@ class InferenceConfig:
     tta: TTAMode = DEFAULT_TTA
     device: DeviceName = "auto"
     backend: BackendName = "auto"
-    #: Run the int8 model (``sanchari model-export --int8`` builds it from calibration images).
-    int8: bool = False
+    #: Arithmetic of the network (see :data:`PRECISIONS`).
+    precision: PrecisionName = "auto"
     #: Reflected context at the raster's edges (model pixels), beyond the stride slack. 0, as
     #: the seed's loop: 128 px measured +0.0002 held-out IoU for more patches on small rasters,
     #: and put a false road along a real tile's alpha edge.
@@ -77,6 +86,9 @@ class InferenceConfig:
             raise ValueError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            choices = ", ".join(PRECISIONS)
+            raise ValueError(f"unknown precision {self.precision!r}; use one of {choices}")
         if self.edge_margin < 0 or self.stream_window <= 0:
             raise ValueError("need edge_margin >= 0 and stream_window > 0")
         if not self.nodata_margin_m >= 0:

@@ -276,7 +276,7 @@ def predict_samples(
     options.batch_size,
     options.device,
     options.backend,
-    options.int8,
+    options.precision,
     options.cache_dir,
     weights={"help": "Checkpoint to run."},
     backend={"help": "Inference runtime (as predict's).", "envvar": None},
@@ -366,7 +366,7 @@ def command(
         cfg = predictor.config
         report["inference"] = {
             "backend": predictor.runner.name,
-            "int8": cfg.int8,
+            "precision": cfg.precision,
             "patch_size": cfg.patch_size,
             "stride": cfg.stride,
             "edge_margin": cfg.edge_margin,

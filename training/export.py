@@ -19,6 +19,7 @@ import click
 from sanchari_processes.cli import options, run
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference import load_checkpoint, save_checkpoint
+from sanchari_processes.inference.export import export_beside
 
 
 def _reports(items: Sequence[str]) -> dict[str, object]:
@@ -97,6 +98,8 @@ def command(
     target = save_checkpoint(loaded.module, metadata, out, half=True)
     size_mb = target.stat().st_size / 1e6
     print(f"{target}: {size_mb:.1f} MB float16, model_id {metadata.model_id}")
+    # the released model carries its exported network, so the base install runs it (no torch)
+    print(f"{export_beside(target)}: the exported network, listed in the model's JSON")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

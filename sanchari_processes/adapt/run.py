@@ -42,9 +42,15 @@ from sanchari_processes.adapt.thresholds import (
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.engine.run import source_grid
-from sanchari_processes.errors import InvalidInputError, RequestTooLargeError
+from sanchari_processes.errors import (
+    BackendUnavailableError,
+    InvalidInputError,
+    RequestTooLargeError,
+)
+from sanchari_processes.inference.backends import installed
 from sanchari_processes.inference.metadata import ModelMetadata, checkpoint_paths
 from sanchari_processes.inference.predictor import Predictor
+from sanchari_processes.inference.shipped import copy_exports
 from sanchari_processes.sources.raster import open_raster
 
 #: ``progress(fraction, stage)``.
@@ -110,6 +116,11 @@ def adapt(
     """
     tell = progress or (lambda fraction, stage: None)
     started = time.monotonic()
+    if config.finetune and not installed("torch"):
+        raise BackendUnavailableError(
+            "fine-tuning needs torch, which this install lacks: pip install "
+            "'sanchari-processes[train]' (without it, --no-finetune only re-chooses the threshold)"
+        )
     icfg = replace(inference or InferenceConfig(), tta=config.tta)
     engine = build_engine(EngineOptions(weights, icfg, cache_dir=cache_dir))
     base = engine.predictor
@@ -178,8 +189,10 @@ def adapt(
         _write_recalibrated(folder, weights, metadata)
     else:
         from sanchari_processes.inference.checkpoint import save_checkpoint
+        from sanchari_processes.inference.export import export_beside
 
-        save_checkpoint(module, metadata, folder / model_id, half=True)
+        # the exported network beside it: the adapted model then runs without torch
+        export_beside(save_checkpoint(module, metadata, folder / model_id, half=True))
     (folder / "MODEL_CARD.md").write_text(card_text.render(model_id, report), encoding="utf-8")
     tell(1.0, "done")
     return Adapted(folder, model_id, report)
@@ -294,7 +307,10 @@ def _summary(regions: Sequence[Region], roads: Roads) -> dict[str, Any]:
 
 def _write_recalibrated(folder: Path, weights: Path, metadata: ModelMetadata) -> None:
     """The base weights, unchanged, with the new metadata beside them: ``metadata`` keeps the
-    base's SHA-256, which building the base engine already checked against the file."""
-    shutil.copyfile(checkpoint_paths(weights)[0], folder / f"{metadata.model_id}.safetensors")
+    base's SHA-256, which building the base engine already checked against the file, and
+    the base's exported networks, copied."""
+    source = checkpoint_paths(weights)[0]
+    shutil.copyfile(source, folder / f"{metadata.model_id}.safetensors")
+    metadata = copy_exports(source, metadata, folder, metadata.model_id)  # the same network
     text = json.dumps(metadata.to_dict(), indent=2) + "\n"
     (folder / f"{metadata.model_id}.json").write_text(text, encoding="utf-8")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import click
 
 from sanchari_processes.cli import options
 from sanchari_processes.cli.common import iter_inputs
+from sanchari_processes.config import CALIBRATION_PATCHES
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.settings import default_weights
 
@@ -18,10 +21,10 @@ def model_info(weights: Path | None) -> None:
     """Show a checkpoint's metadata (default: the shipped model) as JSON."""
     import json
 
-    from sanchari_processes.inference import load_checkpoint
+    from sanchari_processes.inference.metadata import verified_weights
 
-    loaded = load_checkpoint(weights or default_weights(), "cpu")
-    click.echo(json.dumps(loaded.metadata.to_dict(), indent=2))
+    _, metadata, _ = verified_weights(weights or default_weights())
+    click.echo(json.dumps(metadata.to_dict(), indent=2))
 
 
 @click.command("model-init")
@@ -45,46 +48,75 @@ def model_init(preset: str, output: Path, gsd: float, seed: int) -> None:
 
 @click.command("model-export")
 @click.argument("weights", type=options.PATH, required=False)
-@options.cache_dir(help="Cache folder ($SANCHARI_CACHE_DIR; default: the user cache folder).")
-@options.int8(
-    help="Also build the int8 model (needs --calibration images, ideally training images)."
+@click.option(
+    "--precision",
+    type=click.Choice(("fp32", "int8")),
+    default="fp32",
+    show_default=True,
+    help="fp32: the float network as ONNX (needs torch); int8: quantised with NNCF from the "
+    "float one, as OpenVINO IR (needs the int8 extra and --calibration).",
 )
 @click.option(
     "--calibration",
     type=options.PATH,
     multiple=True,
-    help="Images or folders of images whose patches fit the int8 ranges (repeatable).",
+    help="Images or folders of images whose patches fit the int8 ranges (repeatable): "
+    "training images, never held-out ones.",
 )
+@click.option(
+    "--patches",
+    type=options.POSITIVE_INT,
+    default=CALIBRATION_PATCHES,
+    show_default=True,
+    help="Calibration patches (512 px) drawn from the images.",
+)
+@options.cache_dir(help="Cache folder ($SANCHARI_CACHE_DIR; default: the user cache folder).")
 def model_export(
-    weights: Path | None, cache_dir: Path | None, int8: bool, calibration: tuple[Path, ...]
+    weights: Path | None,
+    precision: str,
+    calibration: tuple[Path, ...],
+    patches: int,
+    cache_dir: Path | None,
 ) -> None:
-    """Export a checkpoint (default: the shipped model) for the ONNX Runtime/OpenVINO backends.
+    """Write a model's exported network beside its weights (default: the shipped model).
 
-    The export is cached by the weights' SHA-256 and verified before each use; `predict` builds
-    it on first use anyway, so this only moves that cost (a few seconds) ahead of time.
+    The file is listed with its SHA-256 in the model's JSON and checked on every load; the
+    openvino and onnxruntime backends then run the model without torch. `sanchari adapt`
+    does this for the models it writes.
 
     \b
     Examples:
-      sanchari model-export
-      sanchari model-export --int8 --calibration ../shared/data/roads/cil/images
+      sanchari model-export runs/my-model/model.safetensors
+      sanchari model-export --precision int8 --calibration ../shared/data/roads/cil/images
     """
-    if calibration and not int8:
-        raise click.UsageError("--calibration goes with --int8")
-    images: list[Path] = []
-    if int8:
-        if not calibration:
-            raise click.UsageError("--int8 needs --calibration IMAGES (e.g. training images)")
-        for path in calibration:
-            if not path.exists():
-                raise InvalidInputError(f"calibration input not found: {path}")
-        images = list(iter_inputs(list(calibration)))
-        if not images:
-            raise InvalidInputError("no calibration images (.tif, .jpg, .png) found")
-    from sanchari_processes.inference.export import export_int8, exported_model
-    from sanchari_processes.settings import default_cache_dir
-
+    if calibration and precision != "int8":
+        raise click.UsageError("--calibration goes with --precision int8")
     source = weights or default_weights()
-    folder = cache_dir or default_cache_dir()
-    click.echo(f"float32 → {exported_model(source, folder)}", err=True)
-    if int8:
-        click.echo(f"int8 → {export_int8(source, folder, images)}", err=True)
+    from sanchari_processes.inference.metadata import checkpoint_paths
+
+    folder = checkpoint_paths(source)[0].parent
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"{folder}: not writable; copy the model folder and export there")
+    if precision == "fp32":
+        from sanchari_processes.inference.export import export_beside
+
+        if importlib.util.find_spec("torch") is None:
+            raise InvalidInputError(
+                "exporting the float network needs torch: pip install 'sanchari-processes[train]'"
+            )
+        click.echo(f"fp32 → {export_beside(source)}", err=True)
+        return
+    if not calibration:
+        raise click.UsageError("--precision int8 needs --calibration IMAGES (training images)")
+    if importlib.util.find_spec("nncf") is None:
+        raise InvalidInputError("int8 needs NNCF: pip install 'sanchari-processes[int8]'")
+    for path in calibration:
+        if not path.exists():
+            raise InvalidInputError(f"calibration input not found: {path}")
+    images = list(iter_inputs(list(calibration)))
+    if not images:
+        raise InvalidInputError("no calibration images (.tif, .jpg, .png) found")
+    from sanchari_processes.inference.export import export_int8
+
+    path = export_int8(source, cache_dir, images, patches=patches)
+    click.echo(f"int8 → {path}", err=True)

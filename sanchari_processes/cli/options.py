@@ -30,6 +30,7 @@ from sanchari_processes.config import (
     DEFAULT_SIMPLIFY_M,
     DEFAULT_TTA,
     DEVICES,
+    PRECISIONS,
     TTA_MODES,
     InferenceConfig,
 )
@@ -132,11 +133,16 @@ batch_size = option(
     help=f"Patches per forward pass. Default: {CPU_BATCH_SIZE} on a CPU, "
     f"{CUDA_BATCH_SIZE} on CUDA (measured fastest).",
 )
-int8 = option(
-    "--int8",
+precision = option(
+    "--precision",
     into="inference",
-    is_flag=True,
-    help="Run the int8 model built by `sanchari model-export --int8` (openvino/onnxruntime).",
+    type=click.Choice(PRECISIONS),
+    envvar="SANCHARI_PRECISION",
+    default=_INFERENCE.precision,
+    show_default=True,
+    help="Network arithmetic ($SANCHARI_PRECISION). auto: the backend's fastest float; fp32; "
+    "fp16 (CUDA, or openvino where the CPU has it); int8 (openvino; the model must carry the "
+    "network `sanchari model-export --precision int8` writes).",
 )
 cache_dir = option(
     "--cache-dir",
@@ -183,7 +189,7 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
     threshold,
     simplify_m,
     batch_size,
-    int8,
+    precision,
     cache_dir,
     progress,
 )

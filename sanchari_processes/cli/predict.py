@@ -88,6 +88,17 @@ def predict(
                 target = out_dir / f"{path.stem}.geojson"
             n = predict_one(path, target, built, band_list, gsd, show, extras=extras, blocks=blocks)
             click.echo(f"{path.name}: {n} road segments → {target}", err=True)
+    _report_start(built)
+
+
+def _report_start(built: Engine) -> None:
+    """Seconds from the command's start to the first patch's probabilities (start-up cost)."""
+    from sanchari_processes import STARTED
+
+    if built.predictor.first_result is not None:
+        click.echo(
+            f"first patch {built.predictor.first_result - STARTED:.2f} s after start", err=True
+        )
 
 
 @dataclass(frozen=True)

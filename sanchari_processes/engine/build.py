@@ -71,7 +71,7 @@ def build_predictor(options: EngineOptions) -> Predictor:
     icfg = options.inference
     metadata = read_metadata(options.weights)
     device = backends.resolve_device(icfg.device)
-    backend = backends.resolve_backend(icfg.backend, device, int8=icfg.int8)
+    backend = backends.resolve_backend(icfg.backend, device, precision=icfg.precision)
     batch = icfg.batch_size or backends.default_batch_size(device)
     cache_dir = _cache_dir(options.cache_dir)
     weights, _ = checkpoint_paths(options.weights)
@@ -81,7 +81,7 @@ def build_predictor(options: EngineOptions) -> Predictor:
         device=device,
         patch_size=icfg.patch_size,
         batch_size=batch,
-        int8=icfg.int8,
+        precision=icfg.precision,
         cache_dir=cache_dir,
         threads=_threads(),
     )
@@ -111,16 +111,22 @@ def enable_jit_cache(cache_dir: Path) -> None:
 
 
 def _open_runner(spec: RunnerSpec, *, fallback: bool) -> Runner:
-    """The cached runner; an ``auto`` choice whose runtime cannot start falls back to torch."""
+    """The cached runner; an ``auto`` choice whose runtime cannot start falls back to torch
+    (for the float precisions torch runs here: int8 or CPU fp16 fail rather than change)."""
     from sanchari_processes.inference import backends
 
     try:
         return _runner_cached(spec, stat_key(spec.weights))
     except (ImportError, OSError, RuntimeError) as exc:
-        if not fallback or spec.backend == "torch" or not backends.installed("torch"):
+        if (
+            not fallback
+            or spec.backend == "torch"
+            or not backends.installed("torch")
+            or not backends.runs("torch", spec.device, spec.precision)
+        ):
             raise
         LOGGER.warning("%s could not start (%s); using torch", spec.backend, exc)
-        return _runner_cached(replace(spec, backend="torch", int8=False), stat_key(spec.weights))
+        return _runner_cached(replace(spec, backend="torch"), stat_key(spec.weights))
 
 
 def stat_key(path: Path) -> tuple[int, int]:

@@ -43,7 +43,8 @@ def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
             "batch_size": icfg.batch_size,
             "backend": predictor.runner.name,
             "device": predictor.runner.device,
-            "int8": icfg.int8,
+            "precision": icfg.precision,
+            "arithmetic": getattr(predictor.runner, "arithmetic", None),
         },
         "vectorize": {k: v for k, v in asdict(vcfg).items() if k != "progress"},
     }

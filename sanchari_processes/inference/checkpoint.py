@@ -171,7 +171,8 @@ def save_checkpoint(
         digest.append(file_sha256(tmp))
 
     _atomic_write(weights, write_weights)
-    final = replace(metadata, weights_sha256=digest[0])
+    # exports of earlier weights do not run these: `sanchari model-export` lists new ones
+    final = replace(metadata, weights_sha256=digest[0], exports={})
     text = json.dumps(final.to_dict(), indent=2) + "\n"
     _atomic_write(meta_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return weights

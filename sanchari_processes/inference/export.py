@@ -1,11 +1,14 @@
-"""Checkpoints exported to ONNX once, cached by the weights' SHA-256, and verified on every use.
+"""The exported network of a checkpoint: shipped beside it, or exported once into a cache.
 
-Layout: ``CACHE/models/<weights sha256>/model.onnx`` (float32; ``model-int8.onnx`` when built)
-with ``model.json`` recording the export: format, the weights' and the file's SHA-256, the
-exporter. Files are written to a temporary name and renamed, the record last, so a crash leaves
-no half-written model that looks finished; a record that is missing, unreadable, for other
-weights, from another export format, or whose file hash no longer matches is not trusted: the
-model is exported again. A new checkpoint has a new hash, hence a new folder.
+A model folder may carry its network (``NAME.onnx``, ``NAME-int8.xml``/``.bin``), listed with
+their SHA-256 in its JSON (:mod:`sanchari_processes.inference.shipped`): the CPU runtimes then
+run without torch. ``sanchari model-export`` writes them. A checkpoint without one (a training
+run's) is exported on first use when torch is installed, into
+``CACHE/models/<weights sha256>/model.onnx`` with ``model.json`` recording the export: format,
+the weights' and the file's SHA-256, the exporter. Files are written to a temporary name and
+renamed, the record last, so a crash leaves no half-written model that looks finished; a record
+that is missing, unreadable, for other weights, from another export format, or whose file hash
+no longer matches is not trusted: the model is exported again. New weights, new hash, new folder.
 """
 
 from __future__ import annotations
@@ -23,20 +26,24 @@ from typing import Any
 import numpy as np
 
 from sanchari_processes import __version__
+from sanchari_processes.config import CALIBRATION_PATCHES
 from sanchari_processes.errors import InvalidInputError, ModelMissingError
+from sanchari_processes.inference import backends
 from sanchari_processes.inference.checkpoint import (
     ModelMetadata,
     file_sha256,
     verified_weights,
 )
+from sanchari_processes.inference.shipped import record_export, shipped_export
 
 #: Bump when the export itself changes, so caches of older exports are rebuilt.
 EXPORT_FORMAT = 1
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
-FP32_NAME, INT8_NAME, RECORD_NAME = "model.onnx", "model-int8.onnx", "model.json"
-#: Patches drawn from the calibration images to fit the int8 ranges.
-CALIBRATION_PATCHES = 32
+FP32_NAME, RECORD_NAME = "model.onnx", "model.json"
+_CONV = "Convolution"
+#: The distribution name, for the extras an error message asks for.
+_EXTRA = "sanchari-processes"
 
 
 @dataclass(frozen=True)
@@ -80,52 +87,74 @@ def cached_file(folder: Path, weights_sha256: str, name: str) -> Path | None:
 
 
 def exported_model(
-    weights: str | os.PathLike[str], cache_dir: Path | None, *, int8: bool = False
+    weights: str | os.PathLike[str], cache_dir: Path | None, *, precision: str = "fp32"
 ) -> Path:
-    """The verified ONNX export of a checkpoint, exported now (needs torch) when not cached.
+    """The verified exported network of a checkpoint for ``precision`` (``fp32`` or ``int8``).
 
-    The int8 model is built only by :func:`export_int8` (it needs calibration images).
+    First the export the model folder carries (listed in its JSON, hashed on every use), then
+    this cache; a float network missing from both is exported now into the cache, which needs
+    torch (the ``train`` extra). The int8 network is built only by :func:`export_int8`.
     """
     path, metadata, sha = verified_weights(weights)
+    shipped = shipped_export(path, metadata, precision)
+    if shipped is not None:
+        return shipped
+    if precision == "int8":
+        raise ModelMissingError(
+            f"{path.name} has no int8 network: build it with `sanchari model-export "
+            f"{path} --precision int8 --calibration IMAGES` (pip install '{_EXTRA}[int8]')"
+        )
     folder = model_dir(_cache(cache_dir), sha)
-    name = INT8_NAME if int8 else FP32_NAME
-    found = cached_file(folder, sha, name)
+    found = cached_file(folder, sha, FP32_NAME)
     if found is not None:
         return found
-    if int8:
+    if not backends.installed("torch"):
         raise ModelMissingError(
-            f"no int8 model of {path.name} in {folder.parent.parent}: build it with "
-            f"`sanchari model-export --int8 --calibration IMAGES` (with --weights {path})"
+            f"{path.name} carries no exported network and exporting one needs torch: "
+            f"pip install '{_EXTRA}[train]', then `sanchari model-export {path}` "
+            "(or use a model folder that lists one in its JSON)"
         )
-    return export_onnx(path, metadata, folder, sha)
+    return _store(folder, sha, FP32_NAME, lambda tmp: write_onnx(path, tmp), _torch_exporter())
 
 
-def export_onnx(weights: Path, metadata: ModelMetadata, folder: Path, sha: str) -> Path:
-    """Export the float32 network to ``folder/model.onnx`` (batch, height, width dynamic)."""
+def write_onnx(weights: Path, target: Path) -> None:
+    """Export the float32 network to ``target`` (ONNX; batch, height, width dynamic)."""
     import torch
 
     from sanchari_processes.inference.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(weights, "cpu")
     size = 8 * loaded.metadata.architecture.size_multiple
-    example = torch.zeros(1, metadata.architecture.in_channels, size, size)
+    example = torch.zeros(1, loaded.metadata.architecture.in_channels, size, size)
+    with warnings.catch_warnings(), torch.inference_mode():
+        # The TorchScript exporter takes ~2 s; the dynamo one took minutes on this network.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            loaded.module,
+            (example,),
+            str(target),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={n: {0: "n", 2: "h", 3: "w"} for n in (INPUT_NAME, OUTPUT_NAME)},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
 
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings(), torch.inference_mode():
-            # The TorchScript exporter takes ~2 s; the dynamo one took minutes on this network.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                loaded.module,
-                (example,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={n: {0: "n", 2: "h", 3: "w"} for n in (INPUT_NAME, OUTPUT_NAME)},
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
 
-    return _store(folder, sha, FP32_NAME, write, f"torch {torch.__version__} (TorchScript)")
+def _torch_exporter() -> str:
+    import torch
+
+    return f"torch {torch.__version__} (TorchScript)"
+
+
+def export_beside(weights: str | os.PathLike[str]) -> Path:
+    """Write the float32 network beside the weights as ``NAME.onnx`` and list it in the JSON
+    (``sanchari model-export``; adaptation does it for the models it writes). Needs torch."""
+    path, _, _ = verified_weights(weights)
+    target = path.with_suffix(".onnx")
+    _atomic_file(target, lambda tmp: write_onnx(path, tmp))
+    record_export(path, "fp32", "onnx", [target])
+    return target
 
 
 def export_int8(
@@ -134,59 +163,63 @@ def export_int8(
     calibration: Sequence[Path],
     *,
     patch_size: int = 512,
+    patches: int = CALIBRATION_PATCHES,
     seed: int = 0,
 ) -> Path:
-    """Quantise the export to int8 (ONNX Runtime static QDQ) with patches of ``calibration``.
+    """Quantise the network to int8 with NNCF, writing ``NAME-int8.xml``/``.bin`` (OpenVINO IR)
+    beside the weights and listing them in the JSON.
 
     Calibration patches are drawn (seeded) from the images, normalised like the model's input,
-    so activation ranges come from real imagery: the training data is the intended source.
+    so activation ranges come from real imagery: training images, never held-out ones.
     """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
+    import nncf
+    import openvino as ov
+
+    path, metadata, _ = verified_weights(weights)
+    fp32 = exported_model(path, cache_dir)
+    batches = calibration_patches(calibration, metadata, patch_size, seed, patches)
+    model = ov.Core().read_model(str(fp32))
+    convs = [
+        op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == _CONV
+    ]
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset([b[None] for b in batches]),
+        subset_size=len(batches),
+        # asymmetric activations (MIXED): the decoder's activations are not centred on zero
+        preset=nncf.QuantizationPreset.MIXED,
+        # the first and last convolutions stay float: the input's and the logits' ranges
+        ignored_scope=nncf.IgnoredScope(names=[convs[0], convs[-1]]) if convs else None,
     )
-
-    fp32 = exported_model(weights, cache_dir)
-    _, metadata, sha = verified_weights(weights)
-    batches = calibration_patches(calibration, metadata, patch_size, seed)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{INPUT_NAME: b[None]} for b in batches])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
-
-    def write(tmp: Path) -> None:
-        quantize_static(
-            str(fp32),
-            str(tmp),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["Conv"],
-        )
-
-    import onnxruntime
-
-    return _store(fp32.parent, sha, INT8_NAME, write, f"onnxruntime {onnxruntime.__version__}")
+    xml = path.with_name(f"{path.stem}-int8.xml")
+    bin_ = xml.with_suffix(".bin")
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=".int8-"))
+    try:
+        ov.save_model(quantized, str(staging / xml.name), compress_to_fp16=False)
+        for f in (xml, bin_):
+            (staging / f.name).chmod(0o644)
+            os.replace(staging / f.name, f)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    record_export(path, "int8", "openvino", [xml, bin_])
+    return xml
 
 
 def calibration_patches(
-    images: Sequence[Path], metadata: ModelMetadata, patch_size: int, seed: int
+    images: Sequence[Path],
+    metadata: ModelMetadata,
+    patch_size: int,
+    seed: int,
+    count: int = CALIBRATION_PATCHES,
 ) -> list[np.ndarray]:
-    """Up to :data:`CALIBRATION_PATCHES` normalised ``(C, p, p)`` crops of the images."""
+    """``count`` normalised ``(C, p, p)`` crops spread evenly over the images (seeded)."""
     from sanchari_processes.inference.metadata import normalise
     from sanchari_processes.sources import open_raster
 
     if not images:
         raise InvalidInputError("int8 calibration needs at least one image")
     rng = np.random.default_rng(seed)
-    per_image = max(1, -(-CALIBRATION_PATCHES // len(images)))
+    per_image = max(1, -(-count // len(images)))
     patches: list[np.ndarray] = []
     for image in images:
         with open_raster(image, len(metadata.bands)) as source:
@@ -201,7 +234,7 @@ def calibration_patches(
             c = int(rng.integers(0, data.shape[2] - patch_size + 1))
             crop = data[:, r : r + patch_size, c : c + patch_size]
             patches.append(normalise(crop, metadata))
-    order = rng.permutation(len(patches))[:CALIBRATION_PATCHES]
+    order = rng.permutation(len(patches))[:count]
     return [patches[i] for i in order]
 
 
@@ -219,11 +252,9 @@ def _cache(cache_dir: Path | None) -> Path:
     return default_cache_dir()
 
 
-def _store(folder: Path, sha: str, name: str, write: Callable[[Path], None], exporter: str) -> Path:
-    """Write ``folder/name`` via a temporary file, then the record naming its hash (atomic)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+def _atomic_file(target: Path, write: Callable[[Path], None]) -> str:
+    """``write`` a temporary file beside ``target``, then rename it over; returns its SHA-256."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -233,6 +264,14 @@ def _store(folder: Path, sha: str, name: str, write: Callable[[Path], None], exp
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return digest
+
+
+def _store(folder: Path, sha: str, name: str, write: Callable[[Path], None], exporter: str) -> Path:
+    """Write ``folder/name`` via a temporary file, then the record naming its hash (atomic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    digest = _atomic_file(target, write)
     record = read_record(folder, sha)
     files = dict(record.files) if record else {}
     files = {k: v for k, v in files.items() if (folder / k).is_file() and k != name}

@@ -66,6 +66,11 @@ class ModelMetadata:
     #: Hex SHA-256 of the ``.safetensors`` file; filled by :func:`save_checkpoint`.
     weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
+    #: The exported network shipped beside the weights, so the CPU runtimes need no torch:
+    #: ``{precision: {"format": "onnx"|"openvino", "files": {file name: SHA-256}}}`` (the first
+    #: file is the one a runtime opens). Written by ``sanchari model-export``; emptied whenever
+    #: new weights are saved, as they no longer match.
+    exports: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -100,7 +105,7 @@ class ModelMetadata:
             return f"threshold must be within 0..1, got {self.threshold!r}"
         if self.weights_sha256 and not _SHA256_RE.fullmatch(self.weights_sha256):
             return "weights_sha256 must be 64 lowercase hex digits"
-        return None
+        return _exports_problem(self.exports)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -132,6 +137,30 @@ class ModelMetadata:
         for key in ("bands", "mean", "std"):
             kwargs[key] = tuple(data[key])
         return cls(**kwargs)
+
+
+#: Formats an export entry may have, and the precisions it may be recorded for.
+EXPORT_FORMATS = ("onnx", "openvino")
+EXPORT_PRECISIONS = ("fp32", "int8")
+
+
+def _exports_problem(exports: Mapping[str, Any]) -> str | None:
+    """First problem with an ``exports`` value, or ``None``."""
+    for precision, entry in exports.items():
+        where = f"exports[{precision!r}]"
+        if precision not in EXPORT_PRECISIONS:
+            return f"{where}: precision must be one of {', '.join(EXPORT_PRECISIONS)}"
+        if not isinstance(entry, Mapping) or entry.get("format") not in EXPORT_FORMATS:
+            return f"{where} must be an object whose format is one of {', '.join(EXPORT_FORMATS)}"
+        files = entry.get("files")
+        if not isinstance(files, Mapping) or not files:
+            return f"{where}.files must name at least one file"
+        for name, digest in files.items():
+            if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+                return f"{where}.files: {name!r} must be a plain file name beside the weights"
+            if not isinstance(digest, str) or not _SHA256_RE.fullmatch(digest):
+                return f"{where}.files[{name!r}] must be a SHA-256 (64 lowercase hex digits)"
+    return None
 
 
 def _list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -167,6 +196,7 @@ _FIELD_TYPES: Mapping[str, tuple[Callable[[object], bool], str]] = MappingProxyT
         "sanchari_version": (lambda v: isinstance(v, str), "a string"),
         "created": (lambda v: isinstance(v, str), "a string"),
         "weights_sha256": (lambda v: isinstance(v, str), "a string"),
+        "exports": (lambda v: isinstance(v, dict), "an object"),
     }
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -70,10 +71,35 @@ class Predictor:
         self._runner = runner
         self._metadata = metadata
         self._config = config
-        #: The runner wrapped in the configured test-time augmentation: what the patches meet.
-        self._model = functools.partial(
+        #: The runner wrapped in the configured test-time augmentation.
+        self._views = functools.partial(
             average_views, runner, mode=config.tta, batch_views=runner.batch_views
         )
+        #: What the patches meet (a bound method, so it pickles).
+        self._model = self._valid_only
+        self._first_result: float | None = None
+        #: Patches skipped so far for holding no valid pixel.
+        self.skipped = 0
+
+    def _valid_only(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities of ``(N, C + 1, p, p)`` patches whose last channel is the valid mask:
+        a patch with no valid pixel gets zeros without a pass (its pixels are all dropped as
+        no-data anyway); the others go through the views, timed."""
+        valid = batch[:, -1].reshape(len(batch), -1).any(axis=1)
+        out = np.zeros((len(batch), *batch.shape[2:]), np.float32)
+        self.skipped += int((~valid).sum())
+        if valid.any():
+            x = batch[:, :-1] if valid.all() else batch[valid, :-1]
+            out[valid] = self._views(np.ascontiguousarray(x))
+            if self._first_result is None:
+                self._first_result = time.perf_counter()
+        return out
+
+    @property
+    def first_result(self) -> float | None:
+        """``time.perf_counter()`` when the first batch's probabilities were ready (start-up
+        time: ``sanchari predict`` reports it), ``None`` before."""
+        return self._first_result
 
     @property
     def metadata(self) -> ModelMetadata:
@@ -135,13 +161,14 @@ class Predictor:
         return self._stream(shape, self.region_reader(read, shape), write, progress, remote)
 
     def region_reader(self, read: RawReader, shape: tuple[int, int]) -> RegionReader:
-        """The model input of any window of a ``shape`` grid, from raw pixels inside it.
+        """The model input of any window of a ``shape`` grid, from raw pixels inside it, with the
+        valid mask as one more channel (patches without a valid pixel skip the model).
 
         The one way a block's input is made, here or on a cluster worker.
         """
 
         def prepared(rows: slice, cols: slice) -> np.ndarray:
-            return self.prepare(*read(rows, cols))[0]
+            return _with_valid(*self.prepare(*read(rows, cols)))
 
         return reflect_reader(prepared, *shape)
 
@@ -198,7 +225,13 @@ class Predictor:
         def write(row: int, col: int, prob: np.ndarray) -> None:
             out[row : row + prob.shape[0], col : col + prob.shape[1]] = prob
 
-        region = reflect_reader(lambda r, c: x[:, r, c], height, width)
+        stacked = _with_valid(x, mask)
+        region = reflect_reader(lambda r, c: stacked[:, r, c], height, width)
         self._stream((height, width), region, write, progress)
         out[~shrink_valid(mask, self._config.nodata_margin_m / self._metadata.gsd_m)] = 0.0
         return out
+
+
+def _with_valid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(C + 1, h, w)``: the model input and the valid mask (0/1) as its last channel."""
+    return np.concatenate([x, valid[None].astype(x.dtype)])

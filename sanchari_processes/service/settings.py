@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sanchari_processes.adapt.config import MAX_MINUTES, MIN_MINUTES, AdaptConfig
-from sanchari_processes.config import BACKENDS, TTA_MODES, InferenceConfig
+from sanchari_processes.config import BACKENDS, PRECISIONS, TTA_MODES, InferenceConfig
 from sanchari_processes.engine.build import EngineOptions
 from sanchari_processes.errors import SanchariError, SettingsError
 from sanchari_processes.netguard import NetPolicy
@@ -192,7 +192,7 @@ def _gee_settings(block: Mapping[str, Any]) -> GeeSettings:
 
 
 #: Processor settings every process takes: the model, its device and the request limits.
-_ENGINE_KEYS = {"name", "weights", "device", "backend", "cache_dir", "inference"}
+_ENGINE_KEYS = {"name", "weights", "device", "backend", "precision", "cache_dir", "inference"}
 _ENGINE_KEYS |= {"max_pixels", "default_window_size"}
 
 
@@ -207,8 +207,13 @@ def _engine_settings(block: Mapping[str, Any]) -> EngineSettings:
         raise SettingsError(
             f"setting backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
         )
+    precision = str(block.get("precision") or "auto")
+    if precision not in PRECISIONS:
+        raise SettingsError(
+            f"setting precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+        )
     try:
-        base = InferenceConfig(device=device, backend=backend)  # type: ignore[arg-type]
+        base = InferenceConfig(device=device, backend=backend, precision=precision)  # type: ignore[arg-type]
         config = replace(base, **inference)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"inference settings: {exc}") from None

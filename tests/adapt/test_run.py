@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from sanchari_processes.adapt import run as run_module
 from sanchari_processes.adapt.config import AdaptConfig
 from sanchari_processes.adapt.labels import read_roads, roads_from_geojson
 from sanchari_processes.adapt.run import adapt
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
-from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.errors import BackendUnavailableError, InvalidInputError
+from sanchari_processes.inference.export import export_beside
 from sanchari_processes.inference.metadata import file_sha256, read_metadata
 
 FAST = {"steps": 3, "crop": 64, "batch": 2, "minutes": 0.5, "tta": "none", "block_m": 32.0}
+FAST_CONFIG = AdaptConfig(**FAST)
 
 
 def test_adapting_writes_a_model_with_its_card(
@@ -67,6 +71,39 @@ def test_recalibration_only(
     meta = read_metadata(tmp_path / "m")
     assert meta.model_id == "mine" and "cross_validation" not in meta.metrics["adaptation"]
     assert json.loads((tmp_path / "m" / "mine.json").read_text())["threshold"] == meta.threshold
+
+
+def test_adapted_models_carry_their_exported_network(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Fine-tuned: its own network is exported beside it; recalibrated: the base's is copied.
+    Either way the base install (no torch) runs the adapted model."""
+    image, roads = scene
+    base = tmp_path / "base" / "tiny.safetensors"
+    base.parent.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_checkpoint.with_suffix(suffix), base.with_suffix(suffix))
+    export_beside(base)
+    tuned = AdaptConfig(**{**FAST, "min_gain": -1.0})  # the fine-tune is always kept
+    adapt([image], read_roads(roads), tmp_path / "t", weights=base, config=tuned, name="t")
+    meta = read_metadata(tmp_path / "t")
+    assert meta.metrics["adaptation"]["verdict"].startswith("adapted")
+    assert meta.exports["fp32"]["files"] == {"t.onnx": file_sha256(tmp_path / "t" / "t.onnx")}
+    recal = AdaptConfig(**{**FAST, "finetune": False})
+    adapt([image], read_roads(roads), tmp_path / "r", weights=base, config=recal, name="r")
+    meta = read_metadata(tmp_path / "r")
+    assert meta.exports["fp32"]["files"] == {"r.onnx": file_sha256(base.with_suffix(".onnx"))}
+
+
+def test_fine_tuning_without_torch_names_the_extra(
+    scene: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_module, "installed", lambda name: name != "torch")
+    image, roads = scene
+    with pytest.raises(BackendUnavailableError, match=r"sanchari-processes\[train\]"):
+        adapt(
+            [image], read_roads(roads), tmp_path / "m", weights=tiny_checkpoint, config=FAST_CONFIG
+        )
 
 
 def test_roads_that_miss_the_imagery(

@@ -82,6 +82,8 @@ def test_provenance_names_what_ran(capsys, tmp_path, utm_tif, tiny_checkpoint):
     record = json.loads(out.read_text())["sanchari"]
     assert record["inference"]["backend"] == "torch" and record["inference"]["tta"] == "flip4"
     assert record["inference"]["batch_size"] == 1 and record["inference"]["device"] == "cpu"
+    assert record["inference"]["precision"] == "auto"
+    assert record["inference"]["arithmetic"] == "f32"  # torch on a CPU
     assert record["vectorize"]["threshold"] == 0.3
 
 

@@ -47,10 +47,23 @@ def test_explicit_backends_are_checked(only) -> None:
         resolve_backend("openvino", "cpu")
     with pytest.raises(InvalidInputError, match="unknown backend"):
         resolve_backend("tensorflow", "cpu")
-    with pytest.raises(InvalidInputError, match="int8 needs"):
-        resolve_backend("auto", "cpu", int8=True)
-    with pytest.raises(InvalidInputError, match="not torch"):
-        resolve_backend("torch", "cpu", int8=True)
+    with pytest.raises(InvalidInputError, match="need openvino"):
+        resolve_backend("auto", "cpu", precision="int8")
+    with pytest.raises(InvalidInputError, match="does not run on torch"):
+        resolve_backend("torch", "cpu", precision="int8")
+
+
+def test_each_precision_goes_to_a_backend_that_runs_it(only) -> None:
+    only("torch", "onnxruntime", "openvino")
+    assert resolve_backend("auto", "cpu", precision="int8") == "openvino"
+    assert resolve_backend("auto", "cpu", precision="fp16") == "openvino"
+    only("torch", "onnxruntime")
+    assert resolve_backend("auto", "cpu", precision="fp32") == "onnxruntime"
+    with pytest.raises(InvalidInputError, match="runs on openvino"):
+        resolve_backend("onnxruntime", "cpu", precision="fp16")
+    assert resolve_backend("torch", "cuda", precision="fp16") == "torch"
+    with pytest.raises(InvalidInputError, match="on CUDA"):
+        resolve_backend("torch", "cpu", precision="fp16")
 
 
 def test_batch_size_defaults_per_device() -> None:
@@ -103,4 +116,22 @@ def test_openvino_with_a_thread_budget_does_not_pin_cores(
     compiled = runner._request.get_compiled_model()
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    clear_runner_cache()
+
+
+def test_openvino_keeps_compiled_blobs_in_the_cache_and_takes_a_precision_hint(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The model folder may be read-only (an installed package): blobs go to CACHE/openvino."""
+    if not backends.installed("openvino"):
+        pytest.skip("openvino not installed")
+    cache = tmp_path / "cache"
+    config = InferenceConfig(
+        patch_size=64, stride=48, tta="none", device="cpu", backend="openvino", precision="fp32"
+    )
+    runner = build_predictor(EngineOptions(tiny_checkpoint, config, cache_dir=cache)).runner
+    compiled = runner._request.get_compiled_model()
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    assert runner.arithmetic == "f32"
+    assert any((cache / "openvino").glob("*.blob"))
     clear_runner_cache()

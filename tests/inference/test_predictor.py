@@ -76,6 +76,31 @@ def test_invalid_pixels_are_zero_and_do_not_leak(predictor: Predictor) -> None:
     np.testing.assert_array_equal(prob_a, predictor.predict(b, valid))
 
 
+def test_patches_without_a_valid_pixel_skip_the_model(loaded: LoadedModel) -> None:
+    """Each patch the runner sees holds valid pixels; the output equals a run over them all."""
+    config = InferenceConfig(patch_size=64, stride=32, tta="none", device="cpu", edge_margin=0)
+    seen: list[np.ndarray] = []
+    predictor = torch_predictor(loaded, config)
+    runner = predictor.runner
+
+    class Counting:
+        name, device, batch_views = runner.name, runner.device, runner.batch_views
+
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            seen.append(batch)
+            return runner(batch)
+
+    counted = Predictor(Counting(), loaded.metadata, predictor.config)
+    image = _image(64, 192, seed=5)
+    valid = np.ones((64, 192), bool)
+    valid[:, 100:] = False  # patches at x = 128 (128..192) hold no valid pixel
+    prob = counted.predict(image, valid)
+    assert counted.skipped == 1 and sum(len(b) for b in seen) == 4
+    assert all(b.shape[1] == 3 for b in seen)  # the valid channel never reaches the runner
+    np.testing.assert_allclose(prob, predictor.predict(image, valid), atol=1e-6)
+    assert counted.first_result is not None
+
+
 def test_non_finite_pixels_count_as_invalid(predictor: Predictor) -> None:
     image = _image(40, 40).astype(np.float32)
     image[1, 5:9, 5:9] = np.nan

@@ -183,6 +183,8 @@ def test_export_records_a_chosen_threshold_and_its_reason(
         "search_threshold": searched,
         "reason": "dev set prefers it",
     }
+    # the release carries its exported network, listed (with its hash) in its JSON
+    assert list(meta.exports["fp32"]["files"]) == ["m.onnx"] and (tmp_path / "m.onnx").is_file()
 
 
 def test_export_bad_report_is_one_error_line(

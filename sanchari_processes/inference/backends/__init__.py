@@ -4,9 +4,10 @@ A runner maps a batch of normalised patches to road probabilities; it knows noth
 test-time augmentation, which the predictor applies around it, so one loaded runner serves
 every TTA mode. ``torch`` runs
 the checkpoint's network itself (CUDA with float16 autocast, or the CPU in channels-last);
-``onnxruntime`` and ``openvino`` run the network exported to ONNX once per checkpoint and
-cached (:mod:`sanchari_processes.inference.export`). The exported runtimes do not import torch
-at all once the export is cached, so a command starts in a fraction of the time.
+``onnxruntime`` and ``openvino`` run the exported network the model folder carries, or one
+exported once per checkpoint and cached (:mod:`sanchari_processes.inference.export`). The
+exported runtimes never import torch, so the base install has none and a command starts in a
+fraction of the time.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from sanchari_processes.errors import InvalidInputError
 #: ``benchmarks/bench_vs_seed.py`` (OpenVINO < ONNX Runtime < torch channels-last), each within
 #: the held-out IoU bar of the torch float32 path (see the model card's Speed section).
 CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
-#: The Python module each backend needs (all are dependencies; an install without the CPU
-#: runtimes falls back to torch).
+#: The Python module each backend needs (openvino and onnxruntime come with the base install,
+#: torch with the ``train`` extra).
 _MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -37,6 +38,8 @@ class Runner(Protocol):
     device: str
     #: Whether the TTA views of a batch should go through as one call (a GPU).
     batch_views: bool
+    #: The arithmetic the network runs in (``f32``, ``f16``, ``bf16`` or ``int8``).
+    arithmetic: str
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -50,7 +53,7 @@ class RunnerSpec:
     device: str
     patch_size: int
     batch_size: int
-    int8: bool = False
+    precision: str = "auto"
     cache_dir: Path | None = None
     threads: int | None = None
 
@@ -80,31 +83,55 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_backend(backend: str, device: str, *, int8: bool = False) -> str:
+#: The precisions each backend runs (``fp16`` on torch: CUDA only).
+SUPPORTED_PRECISIONS = {
+    "torch": ("auto", "fp32", "fp16"),
+    "onnxruntime": ("auto", "fp32"),
+    "openvino": ("auto", "fp32", "fp16", "int8"),
+}
+
+
+def resolve_backend(backend: str, device: str, *, precision: str = "auto") -> str:
     """The backend that runs on ``device`` (already resolved): ``auto`` picks, others are checked.
 
     CUDA runs torch (with autocast); on a CPU ``auto`` takes the first installed backend of
-    :data:`CPU_PREFERENCE` (int8 needs an exported runtime), falling back to torch.
+    :data:`CPU_PREFERENCE` that runs ``precision``.
     """
     if backend not in BACKENDS:
         raise InvalidInputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "auto":
         if device == "cuda":
-            return "torch"
-        choices = [b for b in CPU_PREFERENCE if installed(b) and not (int8 and b == "torch")]
-        if not choices:
-            raise InvalidInputError("int8 needs openvino or onnxruntime: pip install openvino")
-        return choices[0]
+            backend = "torch"
+        else:
+            choices = [b for b in CPU_PREFERENCE if installed(b) and runs(b, device, precision)]
+            if not choices:
+                raise InvalidInputError(
+                    f"no installed backend runs precision {precision!r} on the CPU "
+                    "(int8 and fp16 need openvino: pip install openvino)"
+                )
+            return choices[0]
     if not installed(backend):
+        extra = " (the train extra: pip install 'sanchari-processes[train]')"
         raise InvalidInputError(
-            f"backend {backend!r} is not installed: pip install {_MODULES[backend]}, "
-            "or use --backend auto"
+            f"backend {backend!r} is not installed: pip install {_MODULES[backend]}"
+            f"{extra if backend == 'torch' else ''}, or use --backend auto"
         )
     if device == "cuda" and backend != "torch":
         raise InvalidInputError(f"backend {backend!r} runs on the CPU; use --device cpu")
-    if int8 and backend == "torch":
-        raise InvalidInputError("int8 runs on openvino or onnxruntime, not torch")
+    if not runs(backend, device, precision):
+        where = " on CUDA" if backend == "torch" and precision == "fp16" else ""
+        raise InvalidInputError(
+            f"precision {precision!r} does not run on {backend}{where}; "
+            f"{precision} runs on openvino (--backend openvino --device cpu)"
+        )
     return backend
+
+
+def runs(backend: str, device: str, precision: str) -> bool:
+    """Whether ``backend`` on ``device`` runs ``precision``."""
+    if backend == "torch" and precision == "fp16":
+        return device == "cuda"
+    return precision in SUPPORTED_PRECISIONS[backend]
 
 
 def default_batch_size(device: str) -> int:
@@ -120,7 +147,8 @@ def open_runner(spec: RunnerSpec) -> Runner:
         return TorchRunner.open(spec)
     from sanchari_processes.inference.export import exported_model
 
-    path = exported_model(spec.weights, spec.cache_dir, int8=spec.int8)
+    network = "int8" if spec.precision == "int8" else "fp32"
+    path = exported_model(spec.weights, spec.cache_dir, precision=network)
     if spec.backend == "onnxruntime":
         from sanchari_processes.inference.backends.onnxruntime_runner import OnnxRuntimeRunner
 

@@ -17,6 +17,7 @@ class OnnxRuntimeRunner:
     name = "onnxruntime"
     device = "cpu"
     batch_views = False
+    arithmetic = "f32"
 
     def __init__(self, path: Path, spec: RunnerSpec) -> None:
         options = ort.SessionOptions()

@@ -1,4 +1,5 @@
-"""The checkpoint's own network in torch: CUDA with float16 autocast, or the CPU channels-last.
+"""The checkpoint's own network in torch: CUDA with float16 autocast (float32 with precision
+``fp32``), or the CPU channels-last.
 
 Channels-last halves the CPU time of a 512² patch (0.235 -> 0.129 s measured); on a GPU the
 predictor sends the TTA views through as one batch (:attr:`TorchRunner.batch_views`), on a CPU
@@ -24,6 +25,9 @@ class TorchRunner:
         self.device = loaded.device.type
         self._cpu = loaded.device.type == "cpu"
         self.batch_views = not self._cpu
+        #: float16 autocast on CUDA unless float32 was asked for.
+        self._autocast = not self._cpu and spec.precision != "fp32"
+        self.arithmetic = "f16" if self._autocast else "f32"
         if self._cpu:
             loaded.module.to(memory_format=torch.channels_last)
         if spec.threads:
@@ -44,7 +48,7 @@ class TorchRunner:
             x = x.contiguous(memory_format=torch.channels_last)
         with (
             torch.inference_mode(),
-            torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"),
+            torch.autocast("cuda", dtype=torch.float16, enabled=self._autocast),
         ):
             logits = self._loaded.module(x)
         return logits[:, 0].float().sigmoid().cpu().numpy()
