@@ -198,13 +198,17 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
     """Seed loop and `sanchari predict` interleaved (seed, ours, seed, ...), best of each."""
     with rasterio.open(raster) as src:
         image = src.read().astype(np.float32)
-    mask = work / "mask.tif"
-    out = work / "roads.geojson"
-    cmd = sanchari("predict", str(raster), "-o", str(out), "--mask-out", str(mask))
-    cmd += ["--weights", str(args.weights), "--tta", "flip4", "--no-progress"]
-    cmd += ["--cache-dir", str(args.cache_dir)]
-    run(cmd)  # warm: the compiled network and the vectorizer's code cached, as a user's 2nd run
-    seed_best = ours_best = float("inf")
+    precisions = args.precision
+    cmds = {}
+    for precision in precisions:
+        mask, out = work / f"mask-{precision}.tif", work / f"roads-{precision}.geojson"
+        cmd = sanchari("predict", str(raster), "-o", str(out), "--mask-out", str(mask))
+        cmd += ["--weights", str(args.weights), "--tta", "flip4", "--no-progress"]
+        cmd += ["--cache-dir", str(args.cache_dir), "--precision", precision]
+        run(cmd)  # warm: the compiled network and the vectorizer's code cached, a user's 2nd run
+        cmds[precision] = (cmd, mask, out)
+    seed_best = float("inf")
+    ours_best = {precision: float("inf") for precision in precisions}
     seed_prob = None
     loads: list[float] = []
     print(f"\n== {image.shape[1]}x{image.shape[2]} mosaic, tta flip4, {args.rounds} rounds")
@@ -212,40 +216,45 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
         before = os.getloadavg()[0]
         seed_prob, seed_s, seed_passes = seed_loop(image, args.weights)
         middle = os.getloadavg()[0]
-        ours = run(cmd)
-        after = os.getloadavg()[0]
-        loads += [before, middle, after]
-        seed_best, ours_best = min(seed_best, seed_s), min(ours_best, ours["wall"])
-        print(
-            f"round {round_}: seed {seed_s:.1f} s (load {before:.2f} -> {middle:.2f}), "
-            f"sanchari {ours['wall']:.1f} s (load {middle:.2f} -> {after:.2f})"
-        )
-    record = json.loads(out.read_text())["sanchari"]["inference"]
-    shape = image.shape[1:]
-    patches = count_patches(
-        shape, record["patch_size"], record["stride"], record.get("edge_margin", 0)
-    )
-    ours_passes = patches * VIEWS["flip4"]
-    with rasterio.open(mask) as src:
-        our_mask = src.read(1) > 0
-    assert seed_prob is not None
-    agree = agreement(seed_prob > threshold, our_mask)
+        loads += [before, middle]
+        seed_best = min(seed_best, seed_s)
+        line = f"round {round_}: seed {seed_s:.1f} s (load {before:.2f} -> {middle:.2f})"
+        for precision, (cmd, _, _) in cmds.items():
+            ours = run(cmd)
+            after = os.getloadavg()[0]
+            loads.append(after)
+            ours_best[precision] = min(ours_best[precision], ours["wall"])
+            line += f", sanchari {precision} {ours['wall']:.1f} s (load -> {after:.2f})"
+            middle = after
+        print(line, flush=True)
     print(f"best of {args.rounds}, threshold {threshold:.2f}:")
     print(
         f"seed-style loop, inference alone: {seed_best:.1f} s, {seed_passes} forward passes, "
         f"{seed_best / seed_passes:.3f} s a pass"
     )
-    print(
-        f"sanchari predict, end to end:     {ours_best:.1f} s, {ours_passes} forward passes "
-        f"({ours_best / ours_passes:.3f} s a pass, start-up and vectorizing included), "
-        f"backend {record['backend']}, precision {record.get('precision', '?')}, "
-        f"stride {record['stride']}"
-    )
-    print(f"speed-up: {seed_best / ours_best:.2f}x")
-    print(
-        f"masks: {agree['a_near_b']:.1%} of the seed's road pixels within 2 px of ours, "
-        f"{agree['b_near_a']:.1%} of ours within 2 px of the seed's; IoU {agree['iou']:.3f}"
-    )
+    assert seed_prob is not None
+    for precision, (_, mask, out) in cmds.items():
+        record = json.loads(out.read_text())["sanchari"]["inference"]
+        shape = image.shape[1:]
+        patches = count_patches(
+            shape, record["patch_size"], record["stride"], record.get("edge_margin", 0)
+        )
+        ours_passes = patches * VIEWS["flip4"]
+        with rasterio.open(mask) as src:
+            our_mask = src.read(1) > 0
+        agree = agreement(seed_prob > threshold, our_mask)
+        best = ours_best[precision]
+        print(
+            f"sanchari predict --precision {precision}, end to end: {best:.1f} s, "
+            f"{ours_passes} forward passes ({best / ours_passes:.3f} s a pass, start-up and "
+            f"vectorizing included), backend {record['backend']}, arithmetic "
+            f"{record.get('arithmetic', record.get('precision', '?'))}, stride {record['stride']}"
+        )
+        print(f"  speed-up: {seed_best / best:.2f}x")
+        print(
+            f"  masks: {agree['a_near_b']:.1%} of the seed's road pixels within 2 px of ours, "
+            f"{agree['b_near_a']:.1%} of ours within 2 px of the seed's; IoU {agree['iou']:.3f}"
+        )
     warn_if_busy(loads)
 
 
@@ -328,6 +337,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "roads")
     parser.add_argument("--size", type=int, default=4096, help="mosaic side for the comparison")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved seed/ours rounds")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["auto"],
+        help="precisions of our side, each timed in every round after the seed loop",
+    )
     parser.add_argument("--speed-size", type=int, default=2048, help="raster side for s/km²")
     parser.add_argument("--rss-size", type=int, default=20000, help="raster side for peak RSS")
     parser.add_argument("--cache-dir", type=Path, help="export cache (default: a temporary one)")
