@@ -11,16 +11,21 @@ said meanwhile, and the outcome of jobs submitted after the restart.
 
     python benchmarks/bench_service_faults.py                    # both
     python benchmarks/bench_service_faults.py --fault scheduler --jobs 4 --window 1024
+    python benchmarks/bench_service_faults.py --fault postgres --jobs-db URL --pg-data DIR
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -36,6 +41,9 @@ from service_harness import (
     wait_job,
     write_scene,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.cluster_fixtures import OwnCluster
 
 
 def fault(folder: Path, sig: signal.Signals, window: int, weights: str | None) -> None:
@@ -79,14 +87,16 @@ def fault(folder: Path, sig: signal.Signals, window: int, weights: str | None) -
     )
 
 
-def scheduler_fault(
-    folder: Path, jobs: int, outage_s: float, weights: str | None, jobs_db: str | None
+def cluster_fault(
+    folder: Path,
+    jobs: int,
+    weights: str | None,
+    jobs_db: str | None,
+    disturb: Callable[[OwnCluster], str],
 ) -> None:
-    """``jobs`` jobs on a cluster whose scheduler and workers are killed mid-job, then started
-    again at the same address after ``outage_s``; two more jobs after that. ``jobs_db``: job
-    records in that PostgreSQL database (else SQLite)."""
-    from tests.cluster_fixtures import OwnCluster
-
+    """``jobs`` jobs on a cluster of two workers, ``disturb`` called mid-job (it says what it
+    did); then every job's outcome, what they said meanwhile, and two more jobs after it.
+    ``jobs_db``: job records in that PostgreSQL database (else SQLite)."""
     cluster = OwnCluster(folder, workers=2)
     cluster.start()
     try:
@@ -108,12 +118,8 @@ def scheduler_fault(
             before = collections.Counter(
                 requests.get(f"{url}/jobs/{i}", timeout=30).json()["status"] for i in ids
             )
-            cluster.kill()
-            time.sleep(outage_s)
-            during = collections.Counter(
-                requests.get(f"{url}/jobs/{i}", timeout=30).json()["message"] for i in ids
-            )
-            cluster.start()
+            what = disturb(cluster)
+            during = collections.Counter(_said(url, i) for i in ids)
             outcome = collections.Counter(wait_job(url, i)["status"] for i in ids)
             after = [submit(url, inputs).json()["jobID"] for _ in range(2)]
             later = collections.Counter(wait_job(url, i)["status"] for i in after)
@@ -121,11 +127,54 @@ def scheduler_fault(
     finally:
         cluster.kill()
     print(
-        f"scheduler and workers killed mid-job ({dict(before)}), started again after "
-        f"{outage_s:g} s: {jobs} jobs -> {dict(outcome)}; meanwhile they said {dict(during)}; "
-        f"last messages {dict(collections.Counter(runs))}; 2 jobs submitted after -> "
-        f"{dict(later)}"
+        f"{what} mid-job ({dict(before)}): {jobs} jobs -> {dict(outcome)}; meanwhile they said "
+        f"{dict(during)}; last messages {dict(collections.Counter(runs))}; 2 jobs submitted "
+        f"after -> {dict(later)}"
     )
+
+
+def _said(url: str, job_id: str) -> str:
+    """The job's message, or the HTTP status and title of an answer that is not a job."""
+    answer = requests.get(f"{url}/jobs/{job_id}", timeout=30)
+    body = answer.json()
+    if answer.ok and "message" in body:
+        return str(body["message"])
+    return f"HTTP {answer.status_code}: {body.get('title') or body.get('description')}"
+
+
+def restart_scheduler(outage_s: float) -> Callable[[OwnCluster], str]:
+    """Kill the scheduler and its workers, start them again at the same address after
+    ``outage_s`` (as a supervisor would)."""
+
+    def disturb(cluster: OwnCluster) -> str:
+        cluster.kill()
+        time.sleep(outage_s)
+        cluster.start()
+        return f"scheduler and workers killed, started again after {outage_s:g} s,"
+
+    return disturb
+
+
+def restart_postgres(pg_data: str) -> Callable[[OwnCluster], str]:
+    """``pg_ctl restart -m fast`` of the job store's PostgreSQL (run as its owner)."""
+
+    def disturb(_cluster: OwnCluster) -> str:
+        pg_ctl = Path(shutil.which("pg_ctl") or _pg_ctl())
+        cmd = [str(pg_ctl), "-D", pg_data, "-w", "-t", "60", "restart", "-m", "fast"]
+        cmd += ["-l", str(Path(pg_data).parent / "restart.log")]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return "PostgreSQL restarted (pg_ctl restart -m fast)"
+
+    return disturb
+
+
+def _pg_ctl() -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise SystemExit("error: pg_ctl not found")
+    return str(found[-1])
 
 
 def main() -> int:
@@ -133,18 +182,29 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=2048, help="mid-job scene size (px)")
     parser.add_argument("--weights", help="checkpoint (default: the shipped model)")
     parser.add_argument(
-        "--fault", choices=("signals", "scheduler", "all"), default="all", help="which faults"
+        "--fault",
+        choices=("signals", "scheduler", "postgres", "all"),
+        default="all",
+        help="which faults",
     )
     parser.add_argument("--jobs", type=int, default=4, help="jobs running at the scheduler fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds without a scheduler")
     parser.add_argument("--jobs-db", help="postgresql:// URL of an empty database (else SQLite)")
+    parser.add_argument("--pg-data", help="that database's data folder (for --fault postgres)")
     args = parser.parse_args()
+    faults = []
     if args.fault in ("scheduler", "all"):
+        faults.append(restart_scheduler(args.outage))
+    if args.fault in ("postgres", "all") and args.jobs_db and args.pg_data:
+        faults.append(restart_postgres(args.pg_data))
+    elif args.fault == "postgres":
+        parser.error("--fault postgres needs --jobs-db and --pg-data")
+    for disturb in faults:
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
             folder = Path(tmp)
             write_scene(folder / "catalogue" / "scene.tif", args.window)
-            scheduler_fault(folder, args.jobs, args.outage, args.weights, args.jobs_db)
-    if args.fault == "scheduler":
+            cluster_fault(folder, args.jobs, args.weights, args.jobs_db, disturb)
+    if args.fault in ("scheduler", "postgres"):
         return 0
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
