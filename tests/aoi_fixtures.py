@@ -25,6 +25,8 @@ GSD = 0.5
 INSET_M = 20.0
 #: Block side used by the tests (metres): 9 blocks over the AOI.
 BLOCK_M = 80.0
+#: Context around each block used by the tests (metres).
+MARGIN_M = 32.0
 
 
 def road_mosaic(seed: int = 0) -> np.ndarray:
@@ -48,7 +50,9 @@ def write_scenes(folder: Path) -> list[Path]:
     for i in range(2):
         for j in range(2):
             transform = Affine(GSD, 0, X0 + j * half * GSD, 0, -GSD, Y0 - i * half * GSD)
-            part = np.ascontiguousarray(img[:, i * half : (i + 1) * half, j * half : (j + 1) * half])
+            part = np.ascontiguousarray(
+                img[:, i * half : (i + 1) * half, j * half : (j + 1) * half]
+            )
             paths.append(write_geotiff(folder / f"scene_{i}{j}.tif", part, transform=transform))
     return paths
 

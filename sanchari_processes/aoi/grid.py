@@ -196,7 +196,9 @@ def _polygonal(geometry: BaseGeometry) -> Polygon:
     """The polygonal part of an intersection (lines and points of a touching edge dropped)."""
     if geometry.geom_type in ("Polygon", "MultiPolygon"):
         return geometry  # type: ignore[return-value]
-    parts = [g for g in getattr(geometry, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
+    parts = [
+        g for g in getattr(geometry, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")
+    ]
     return shapely.union_all(parts)  # type: ignore[return-value]
 
 
@@ -233,7 +235,9 @@ def aoi_from_geojson(data: Any, what: str = "the AOI") -> BaseGeometry:
         geometries = [_shape(data, what)]
     for geometry in geometries:
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-            raise InvalidInputError(f"{what}: a {geometry.geom_type} is not an area (need a Polygon)")
+            raise InvalidInputError(
+                f"{what}: a {geometry.geom_type} is not an area (need a Polygon)"
+            )
         if not geometry.is_valid:
             reason = shapely.is_valid_reason(geometry)
             raise InvalidInputError(f"{what}: the polygon is not valid ({reason})")
@@ -274,5 +278,12 @@ def _geometry(feature: Any, what: str) -> BaseGeometry:
 def _shape(geometry: dict, what: str) -> BaseGeometry:
     try:
         return shape(geometry)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, shapely.errors.GEOSException):
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        shapely.errors.GEOSException,
+    ):
         raise InvalidInputError(f"{what}: not a valid GeoJSON geometry") from None

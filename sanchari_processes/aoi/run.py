@@ -154,9 +154,7 @@ def run_aoi(
     todo = [b for b in plan.blocks if b.name not in done]
     tasks = [plan.task(b, options, remote) for b in todo]
     resumed = len(plan.blocks) - len(todo)
-    bar = tqdm(
-        total=len(plan.blocks), initial=resumed, unit="block", disable=not show_progress
-    )
+    bar = tqdm(total=len(plan.blocks), initial=resumed, unit="block", disable=not show_progress)
     km2 = sum(b.km2 for b in plan.blocks if b.name in done)
     workers = 1
     try:
@@ -184,10 +182,13 @@ def _on_cluster(client: Any, tasks: list[BlockTask], runner: BlockRunner) -> Ite
 
     ahead = max(2, 2 * sum(client.nthreads().values()))
     queue = deque(tasks)
-    running = as_completed()
+    if not queue:
+        return
+    first = [client.submit(runner, queue.popleft(), None, pure=False)]
+    while queue and len(first) < ahead:
+        first.append(client.submit(runner, queue.popleft(), None, pure=False))
+    running = as_completed(first, loop=client.loop)
     try:
-        while queue and running.count() < ahead:
-            running.add(client.submit(runner, queue.popleft(), None, pure=False))
         for future in running:
             result = future.result()
             future.release()

@@ -99,9 +99,7 @@ def folder_scenes(path: Path) -> list[Scene]:
         entries = Catalogue(path).entries()
         if not entries:
             raise InvalidInputError(f"no georeferenced GeoTIFF in {path}")
-    return [
-        Scene(str(e.path), e.footprint, None, e.gsd_m, _mtime_iso(e.mtime_ns)) for e in entries
-    ]
+    return [Scene(str(e.path), e.footprint, None, e.gsd_m, _mtime_iso(e.mtime_ns)) for e in entries]
 
 
 def item_collection_scenes(path: Path, remote: RemoteSettings) -> list[Scene]:
@@ -130,7 +128,9 @@ def item_collection_scenes(path: Path, remote: RemoteSettings) -> list[Scene]:
         elif is_http_url(href):
             _check(href, remote)
         else:
-            raise InvalidInputError(f"{path.name}, item {item.id}: asset {key} is not a file or URL")
+            raise InvalidInputError(
+                f"{path.name}, item {item.id}: asset {key} is not a file or URL"
+            )
         if item.geometry is not None:
             footprint = shape(item.geometry)
         elif item.bbox is not None:
@@ -146,7 +146,10 @@ def item_collection_scenes(path: Path, remote: RemoteSettings) -> list[Scene]:
 def url_scene(url: str, remote: RemoteSettings) -> Scene:
     """A COG by URL: its header read through the address guard for the footprint."""
     _check(url, remote)
-    raster = probe_remote(url, 2**62, remote)
+    try:
+        raster = probe_remote(url, 2**62, remote)
+    except SanchariError as exc:
+        raise _about(url, exc) from None
     assert raster.bounds_wgs84 is not None
     return Scene(url, box(*raster.bounds_wgs84))
 
@@ -172,7 +175,15 @@ def _check(url: str, remote: RemoteSettings) -> None:
     try:
         check_href(url, remote)
     except SanchariError as exc:
-        raise InvalidInputError(f"imagery {url[:200]}: {exc.message}") from None
+        raise _about(url, exc) from None
+
+
+def _about(url: str, exc: SanchariError) -> InvalidInputError:
+    """The sources' message about their ``image`` input, said of this imagery URL."""
+    return InvalidInputError(f"imagery {url[:200]}: {exc.message.removeprefix(_IMAGE)}")
+
+
+_IMAGE = "input 'image': "
 
 
 def _url_lines(path: Path) -> list[str]:

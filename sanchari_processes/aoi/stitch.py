@@ -10,6 +10,7 @@ their midpoint, and the pieces are chained into one line across as many blocks a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ def clip_to_core(
 ) -> list[Piece]:
     """The parts of ``features`` (LineStrings in grid coordinates) inside ``area`` (the core,
     or the part of it inside the AOI), the core's right and top edges excluded."""
-    left, bottom, right, top = core
+    _, _, right, top = core
     shapely.prepare(area)
     pieces = []
     for feature in features:
@@ -173,13 +174,11 @@ def _chains(pieces: list[Piece], links: dict[tuple[int, int], tuple[int, int]]) 
 
 def _join(parts: list[np.ndarray], weights: list[tuple[float, float]]) -> Line:
     """One line from pieces in order; each joint moves to the midpoint of the two ends."""
-    for before, after in zip(parts, parts[1:], strict=False):
+    for before, after in itertools.pairwise(parts):
         middle = (before[-1] + after[0]) / 2.0
         before[-1] = middle
         after[0] = middle
     coords = np.concatenate([parts[0]] + [p[1:] for p in parts[1:]])
     total = sum(length for length, _ in weights)
-    probability = (
-        sum(length * p for length, p in weights) / total if total > 0 else weights[0][1]
-    )
+    probability = sum(length * p for length, p in weights) / total if total > 0 else weights[0][1]
     return Line(coords, float(probability), len(parts))

@@ -41,9 +41,7 @@ def check_aoi_args(args: AoiArgs, inputs: tuple[Path, ...], others: dict[str, ob
     if args.output is None:
         raise click.UsageError("--aoi needs -o/--output (.gpkg, .fgb or .geojson)")
     if args.output.suffix.lower() not in AOI_SUFFIXES:
-        raise InvalidInputError(
-            f"-o {args.output.name}: an AOI run writes .gpkg, .fgb or .geojson"
-        )
+        raise InvalidInputError(f"-o {args.output.name}: an AOI run writes .gpkg, .fgb or .geojson")
     if not args.output.absolute().parent.is_dir():
         raise InvalidInputError(f"output directory does not exist: {args.output.parent}")
     return args.output

@@ -124,7 +124,9 @@ class LineWriter:
 
     def _write_ogr(self, features: list[tuple[Any, dict[str, Any]]], *, append: bool) -> None:
         wkb = np.array([shapely.to_wkb(g) for g, _ in features], dtype=object)
-        data = [np.array([p[name] for _, p in features], dtype=kind) for name, kind in self.fields]
+        data: list[np.ndarray] = [
+            np.array([p[name] for _, p in features], dtype=kind) for name, kind in self.fields
+        ]
         write(
             str(self._tmp),
             wkb,

@@ -20,7 +20,7 @@ from sanchari_processes.aoi.tasks import BlockResult, BlockTask, run_block
 from sanchari_processes.engine.build import Engine, EngineOptions
 from sanchari_processes.engine.run import run_source
 from sanchari_processes.sources import open_raster
-from tests.aoi_fixtures import BLOCK_M, GSD, write_mosaic
+from tests.aoi_fixtures import BLOCK_M, GSD, MARGIN_M, write_mosaic
 
 TO_UTM = Transformer.from_crs("EPSG:4326", "EPSG:32633", always_xy=True)
 
@@ -31,7 +31,9 @@ def utm(geometry: shapely.Geometry) -> shapely.Geometry:
 
 @pytest.fixture(scope="module")
 def plan(scenes_dir: Path, aoi_file: Path) -> AoiPlan:
-    return plan_aoi(load_aoi(aoi_file), find_scenes([str(scenes_dir)]), GSD, block_m=BLOCK_M)
+    return plan_aoi(
+        load_aoi(aoi_file), find_scenes([str(scenes_dir)]), GSD, block_m=BLOCK_M, margin_m=MARGIN_M
+    )
 
 
 def run(plan: AoiPlan, out: Path, options: EngineOptions, engine: Engine, **kw) -> RunSummary:
@@ -118,11 +120,11 @@ def test_an_interrupted_run_resumed_writes_the_same_output(
 
     summary = run(plan, out, shipped_options, shipped_engine, runner=counting, resume=True)
     assert summary.resumed == 4 and len(ran) == 9 == len(set(ran))  # each block ran once
-    assert json.loads(out.read_text())["features"] == json.loads(uninterrupted.read_text())[
-        "features"
-    ]
+    assert (
+        json.loads(out.read_text())["features"] == json.loads(uninterrupted.read_text())["features"]
+    )
     # a resumed run of another AOI is refused, not mixed in
-    other = plan_aoi(plan.aoi.buffer(1e-4), plan.scenes, GSD, block_m=BLOCK_M)
+    other = plan_aoi(plan.aoi.buffer(1e-4), plan.scenes, GSD, block_m=BLOCK_M, margin_m=MARGIN_M)
     with pytest.raises(Exception, match="records a different run"):
         run(other, out, shipped_options, shipped_engine, resume=True)
 
@@ -141,7 +143,7 @@ def test_geopackage_and_flatgeobuf_hold_the_same_lines(
     assert summary.resumed == 9
     meta = pyogrio.read_info(out)
     assert meta["crs"] == "EPSG:4326" and meta["features"] == 1
-    _, _, geometry, fields = pyogrio.raw.read(out)
+    _, _, geometry, _fields = pyogrio.raw.read(out)
     got = shapely.from_wkb(geometry[0])
     expected = lines(uninterrupted)[0]
     assert shapely.equals_exact(got, expected, 1e-7)
