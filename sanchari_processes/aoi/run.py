@@ -143,10 +143,14 @@ def run_aoi(
     resume: bool = False,
     remote: RemoteSettings | None = None,
     show_progress: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
     runner: BlockRunner = run_block,
 ) -> RunSummary:
     """Run every block not yet recorded (here, or on ``client``'s cluster), then write
-    ``output`` (``.gpkg``, ``.fgb`` or ``.geojson``) from the record."""
+    ``output`` (``.gpkg``, ``.fgb`` or ``.geojson``) from the record.
+
+    ``progress(blocks done, blocks, km² done)`` follows the blocks (a service job's status).
+    """
     started = time.perf_counter()
     remote = remote or RemoteSettings()
     record = BlockRecord.open(output, plan.describe(options, model_sha), resume=resume)
@@ -168,6 +172,8 @@ def run_aoi(
             km2 += result.km2
             bar.set_postfix_str(f"{km2:.2f} km²", refresh=False)
             bar.update(1)
+            if progress is not None:
+                progress(bar.n, len(plan.blocks), km2)
     finally:
         bar.close()
     summary = write_output(plan, record, output)
