@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 
@@ -120,12 +120,11 @@ def read_window(
                     width=n,
                     height=n,
                     resampling=Resampling.bilinear,
-                    add_alpha=True,
+                    # an alpha band marks what lies outside the scene (its own, if it has one)
+                    add_alpha=ColorInterp.alpha not in dataset.colorinterp,
                 ) as vrt:
                     data = vrt.read(list(bands))
-                    mask = vrt.read(vrt.count) > 0
-                    for band in bands:
-                        mask &= vrt.read_masks(band) > 0
+                    mask = np.all(vrt.read_masks(list(bands)) > 0, axis=0)
         except RasterioIOError as exc:
             raise SourceUnavailableError(
                 f"block {block.name}: cannot read {scene.location[:200]}: {exc}"
