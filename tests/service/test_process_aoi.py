@@ -4,6 +4,7 @@ its progress in the status, the stitched GeoPackage by reference; clear 4xx for 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import pytest
@@ -96,3 +97,36 @@ def test_an_area_over_the_limit_is_413(
     body = {"inputs": {"aoi": polygon(10, 10, 240, 240)}, "outputs": ROADS_GPKG}
     r = client.post(EXECUTE, json=body, headers=ASYNC)
     assert r.status_code == 413 and "km²" in r.get_json()["description"]
+
+
+def test_an_aoi_job_on_the_dask_executor_spreads_its_blocks(
+    tmp_path: Path,
+    catalogue_dir: Path,
+    tiny_checkpoint: Path,
+    dask_scheduler: str,
+    dask_client: Any,
+) -> None:
+    from distributed import get_task_stream
+
+    from sanchari_processes.service.app import create_app
+    from tests.service_fixtures import service_config
+
+    config = service_config(catalogue_dir, tmp_path / "jobs", tiny_checkpoint, workers=1)
+    config["server"]["manager"].update(dask_scheduler=dask_scheduler)
+    app = create_app(config)
+    try:
+        client = app.test_client()
+        body = {"inputs": {"aoi": polygon(10, 10, 240, 240)}, "outputs": ROADS_GPKG}
+        with get_task_stream(dask_client) as stream:
+            r = client.post(EXECUTE, json=body, headers=ASYNC)
+            assert r.status_code == 201, r.get_data(as_text=True)
+            job_id = r.get_json()["jobID"]
+            status = wait_for_job(client, job_id, timeout=180)
+        assert status["status"] == "successful", status
+        blocks = [t for t in stream.data if str(t["key"]).startswith("run_block")]
+        assert len(blocks) >= 4  # each block a task of its own, from the job's task
+        folder = Path(app.extensions["sanchari.manager"].job_dir(job_id))
+        assert pyogrio.read_info(folder / "roads.gpkg")["crs"] == "EPSG:4326"
+        assert len(list((folder / "roads.gpkg.blocks").glob("x*.json"))) >= 4
+    finally:
+        app.extensions["sanchari.manager"].shutdown()
