@@ -210,7 +210,7 @@ def write_output(plan: AoiPlan, record: BlockRecord, output: Path) -> RunSummary
     """Stitch the recorded blocks into ``output``, streaming the lines that touch no seam."""
     to_wgs84 = Transformer.from_crs(plan.grid.crs, "EPSG:4326", always_xy=True)
     geod = Geod(ellps="WGS84")
-    extra = {"sanchari": {"aoi": {**plan.grid.describe(), "blocks": len(plan.blocks)}}}
+    extra = {"sanchari": {"aoi": {**record.run, "km2": round(plan.km2, 6)}}}
     writer = LineWriter(output, FIELDS, extra)
     summary = RunSummary(len(plan.blocks), 0, plan.km2, 0, 1, output=output)
     seams: list[list[Piece]] = []

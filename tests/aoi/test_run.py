@@ -64,7 +64,11 @@ def test_the_road_across_four_scenes_and_nine_blocks_is_one_line(
     # the road crosses both scene seams and five block edges inside the AOI
     seams = {b.ix for b in plan.blocks}, {b.iy for b in plan.blocks}
     assert len(seams[0]) == 3 and len(seams[1]) == 3
-    found = json.loads(uninterrupted.read_text())["features"]
+    collection = json.loads(uninterrupted.read_text())
+    record = collection["sanchari"]["aoi"]  # what made it: grid, scenes, model, options
+    assert record["grid"]["crs"] == "EPSG:32633" and len(record["scenes"]) == 4
+    assert record["model_sha256"] and record["inference"]["tta"] == "none"
+    found = collection["features"]
     assert len(found) == 1, [f["properties"] for f in found]
     road = utm(shape(found[0]["geometry"]))
     assert found[0]["properties"]["blocks"] == 5  # the pieces of five blocks, joined
