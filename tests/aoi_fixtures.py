@@ -16,6 +16,8 @@ from affine import Affine
 from pyproj import Transformer
 from skimage.draw import line_aa
 
+from sanchari_processes.config import InferenceConfig
+from sanchari_processes.engine.build import EngineOptions
 from tests.synthetic import write_geotiff
 
 SIZE = 512
@@ -80,3 +82,12 @@ def write_aoi(path: Path, **kwargs: float) -> Path:
     }
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
     return path
+
+
+def tiny_options(weights: Path) -> EngineOptions:
+    """The tiny random model (its lines are noise, but many, across every seam), in 128 px
+    patches sixteen to a forward pass: a block in about a second."""
+    inference = InferenceConfig(
+        tta="none", device="cpu", backend="torch", patch_size=128, batch_size=16
+    )
+    return EngineOptions(weights=weights, inference=inference, threshold=0.52)

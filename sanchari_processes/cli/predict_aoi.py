@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import click
 
 from sanchari_processes.cli.options import EngineArgs
 from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.netguard import AllowList, NetPolicy
+from sanchari_processes.sources.settings import RemoteSettings
 
 #: Output types of an AOI run.
 AOI_SUFFIXES = (".gpkg", ".fgb", ".geojson", ".json")
@@ -58,7 +61,8 @@ def predict_aoi(args: AoiArgs, engine: EngineArgs, inputs: tuple[Path, ...], oth
     area = load_aoi(args.aoi)
     options = engine.engine_options()
     metadata = read_metadata(options.weights)
-    scenes = find_scenes(args.imagery)
+    remote = remote_settings()
+    scenes = find_scenes(args.imagery, remote)
     plan = plan_aoi(
         area, scenes, metadata.gsd_m, block_m=args.block_m, margin_m=args.margin_m, crs=crs
     )
@@ -85,7 +89,15 @@ def predict_aoi(args: AoiArgs, engine: EngineArgs, inputs: tuple[Path, ...], oth
             engine=built,
             client=client,
             resume=args.resume,
+            remote=remote,
             show_progress=engine.show_progress(),
         )
     for line in summary.lines_of_text():
         click.echo(line, err=True)
+
+
+def remote_settings() -> RemoteSettings:
+    """COG URLs are read through the address guard, with the service's allow-list
+    (``SANCHARI_REMOTE_ALLOW``: non-public hosts a deployment trusts)."""
+    allow = AllowList.parse(os.environ.get("SANCHARI_REMOTE_ALLOW") or None)
+    return RemoteSettings(policy=NetPolicy(allow=allow))

@@ -14,16 +14,9 @@ pytest.importorskip("distributed")
 
 from sanchari_processes.aoi import find_scenes, load_aoi, plan_aoi, run_aoi
 from sanchari_processes.aoi.tasks import BlockResult, BlockTask, run_block
-from sanchari_processes.config import InferenceConfig
-from sanchari_processes.engine.build import Engine, EngineOptions, build_engine
+from sanchari_processes.engine.build import Engine, build_engine
 from sanchari_processes.engine.cluster import connect
-from tests.aoi_fixtures import GSD, MARGIN_M
-
-
-def tiny_options(weights: Path) -> EngineOptions:
-    """The tiny random model: its lines are noise, but many of them, across every seam."""
-    inference = InferenceConfig(tta="none", device="cpu", backend="torch", patch_size=64)
-    return EngineOptions(weights=weights, inference=inference, threshold=0.52)
+from tests.aoi_fixtures import GSD, MARGIN_M, tiny_options
 
 
 def test_blocks_on_the_cluster_write_the_local_output(
