@@ -180,6 +180,47 @@ progress = option(
 gsd = option("--gsd", type=POSITIVE_FLOAT, help="Metres per pixel.")
 seed = option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
+# Area-of-interest runs (``predict --aoi``).
+aoi = option(
+    "--aoi",
+    type=PATH,
+    metavar="AREA.geojson",
+    help="Map this area (a GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection) from "
+    "the --imagery scenes, in blocks stitched into one output (.gpkg, .fgb or .geojson).",
+)
+imagery = option(
+    "--imagery",
+    multiple=True,
+    metavar="SOURCE",
+    help="With --aoi (repeatable): a folder of GeoTIFFs, a STAC ItemCollection (.json), a "
+    "text file of COG URLs, or one COG URL.",
+)
+resume = option(
+    "--resume",
+    is_flag=True,
+    help="With --aoi: skip the blocks recorded in OUTPUT.blocks/ by an interrupted run.",
+)
+block_m = option(
+    "--block-m",
+    type=click.FloatRange(min=16.0),
+    default=1024.0,
+    show_default=True,
+    help="With --aoi: side of a block's core in metres (each block adds --margin-m around it).",
+)
+margin_m = option(
+    "--margin-m",
+    type=click.FloatRange(min=0.0),
+    default=64.0,
+    show_default=True,
+    help="With --aoi: context read around each block, in metres.",
+)
+grid_crs = option(
+    "--grid-crs",
+    metavar="CRS",
+    help="With --aoi: the projected CRS of the model grid (default: the UTM zone of the AOI's "
+    "centroid).",
+)
+
 #: ``predict`` and ``predict-gee``'s engine options, in --help order.
 ENGINE_OPTIONS: tuple[Option, ...] = (
     weights,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=options.PATH)
+@click.argument("inputs", nargs=-1, type=options.PATH)
 @click.option("-o", "--output", type=options.PATH, help="GeoJSON file to write.")
 @click.option(
     "--out-dir", type=options.FOLDER, help="Directory for one NAME.geojson per input (batch runs)."
@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     help="Run the model's blocks on this Dask cluster (same output as a local run; the "
     "workers read the input and the weights themselves, at the same paths).",
 )
+@options.aoi()
+@options.imagery()
+@options.resume()
+@options.block_m()
+@options.margin_m()
+@options.grid_crs()
 def predict(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -57,11 +63,18 @@ def predict(
     bands: str | None,
     gsd: float | None,
     dask_scheduler: str | None,
+    aoi: Path | None,
+    imagery: tuple[str, ...],
+    resume: bool,
+    block_m: float,
+    margin_m: float,
+    grid_crs: str | None,
 ) -> None:
     """Extract road centrelines from INPUT rasters into GeoJSON.
 
     INPUT is a GeoTIFF (any CRS), a directory of rasters (batch), or a plain JPEG/PNG, in which
-    case the GeoJSON is in pixel coordinates.
+    case the GeoJSON is in pixel coordinates. With --aoi, an area is mapped from --imagery
+    instead, block by block, into one stitched .gpkg, .fgb or .geojson (see docs/cli.md).
 
     \b
     Examples:
@@ -70,7 +83,26 @@ def predict(
       sanchari predict scene.tif -o roads.geojson --mask-out mask.tif --prob-out prob.tif
       sanchari predict scene.tif -o roads.geojson --preview roads.png
       sanchari predict big.tif -o roads.geojson --dask tcp://scheduler:8786
+      sanchari predict --aoi district.geojson --imagery scenes/ -o roads.gpkg --resume
     """
+    if aoi is not None:
+        from sanchari_processes.cli.predict_aoi import AoiArgs, predict_aoi
+
+        args = AoiArgs(aoi, imagery, output, resume, block_m, margin_m, grid_crs, dask_scheduler)
+        others = {
+            "--out-dir": out_dir,
+            "--mask-out": mask_out,
+            "--prob-out": prob_out,
+            "--preview": preview,
+            "--bands": bands,
+            "--gsd": gsd,
+        }
+        predict_aoi(args, engine, inputs, others)
+        return
+    if not inputs:
+        raise click.UsageError("missing INPUT rasters (or --aoi AREA.geojson --imagery SOURCE)")
+    if imagery or resume or grid_crs:
+        raise click.UsageError("--imagery, --resume and --grid-crs apply to --aoi runs only")
     extras = Extras(mask_out, prob_out, preview)
     paths = _check(inputs, output, out_dir, extras)
     band_list = _parse_bands(bands)

@@ -67,9 +67,12 @@ class RoadJob:
 def run_service_job(job: Any, progress: Progress) -> Path:
     """The executors' runner: a job of any process (an adaptation, or roads) to its result."""
     from sanchari_processes.service.adapt_job import AdaptJob, run_adapt_job
+    from sanchari_processes.service.aoi_job import AoiJob, run_aoi_job
 
     if isinstance(job, AdaptJob):
         return run_adapt_job(job, progress)
+    if isinstance(job, AoiJob):
+        return run_aoi_job(job, progress)
     return run_road_job(job, progress)
 
 

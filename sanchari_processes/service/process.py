@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 
@@ -36,14 +36,18 @@ from sanchari_processes.inputs import (
     validate,
 )
 from sanchari_processes.results import OUTPUTS, OutputKind
+from sanchari_processes.service.aoi_job import AOI_INPUT, AoiJob, plan_aoi_job
 from sanchari_processes.service.jobs import ROADS_ONLY, RoadJob
 from sanchari_processes.service.models import MODEL_ID_PATTERN, ModelStore, check_model_id
 from sanchari_processes.service.settings import ProcessSettings
+from sanchari_processes.sources.catalogue import CatalogueSource
 from sanchari_processes.sources.gee import NAIP
 from sanchari_processes.sources.registry import build_sources, choose, source_inputs
 from sanchari_processes.sources.upload import recorded
 
 LOGGER = logging.getLogger(__name__)
+#: A planned job of a road process: one raster, or an area of interest in blocks.
+Job = TypeVar("Job", RoadJob, AoiJob)
 
 PROCESS_ID = "road-extraction"
 GEE_PROCESS_ID = "road-extraction-gee"
@@ -100,8 +104,11 @@ class SanchariProcessor(BaseProcessor):
         return ProcessSettings.from_mapping(processor_def, self.default_sources)
 
     def process_inputs(self) -> dict[str, InputSpec]:
-        """The imagery sources' inputs, the engine options and, with a models folder, ``model``."""
+        """The imagery sources' inputs, ``aoi`` with a catalogue, the engine options and, with a
+        models folder, ``model``."""
         inputs = {**source_inputs(self.sources), **engine_inputs()}
+        if any(s.name == "catalogue" for s in self.sources):
+            inputs["aoi"] = AOI_INPUT
         if self.models is not None:
             inputs["model"] = MODEL_INPUT
         return inputs
@@ -148,7 +155,7 @@ class SanchariProcessor(BaseProcessor):
         job_id: str,
         job_dir: Path,
         outputs: tuple[tuple[str, str], ...] = ROADS_ONLY,
-    ) -> RoadJob:
+    ) -> RoadJob | AoiJob:
         """Validate ``inputs`` and plan the job (raises 400/404/413/503 :class:`SanchariError`).
 
         A remote ``image`` is only checked for form here; :meth:`complete` reads its header.
@@ -158,6 +165,8 @@ class SanchariProcessor(BaseProcessor):
         engine = self.settings.engine
         if "model" in inputs:
             engine = replace(engine, weights=self.model_weights(inputs["model"]))
+        if "aoi" in inputs:
+            return self._prepare_aoi(inputs, job_id, job_dir, outputs, engine)
         source = choose(self.sources, inputs)
         plan = source.plan(inputs)
         stage = getattr(plan, "stage", None)
@@ -174,12 +183,36 @@ class SanchariProcessor(BaseProcessor):
             outputs=outputs,
         )
 
-    def needs_network(self, job: RoadJob) -> bool:
-        return job.plan.needs_network
+    def _prepare_aoi(
+        self,
+        inputs: dict[str, Any],
+        job_id: str,
+        job_dir: Path,
+        outputs: tuple[tuple[str, str], ...],
+        engine: Any,
+    ) -> AoiJob:
+        """An ``aoi`` request: its blocks over the catalogue (see :mod:`.aoi_job`)."""
+        catalogue = next(
+            (s.catalogue for s in self.sources if isinstance(s, CatalogueSource)), None
+        )
+        plan, media = plan_aoi_job(inputs, catalogue, engine, outputs)
+        return AoiJob(
+            job_id=job_id,
+            process_id=self.process_id,
+            parameters=copy.deepcopy(recorded(inputs)),
+            options=RequestOptions.parse(inputs),
+            plan=plan,
+            engine=engine,
+            job_dir=job_dir,
+            media_type=media,
+        )
 
-    def complete(self, job: RoadJob) -> RoadJob:
+    def needs_network(self, job: RoadJob | AoiJob) -> bool:
+        return bool(getattr(job.plan, "needs_network", False))
+
+    def complete(self, job: Job) -> Job:
         """The job with its plan finished (blocking network reads); 4xx errors as usual."""
-        if not job.plan.needs_network:
+        if not getattr(job.plan, "needs_network", False):
             return job
         return replace(job, plan=job.plan.complete())
 
@@ -191,8 +224,10 @@ class SanchariProcessor(BaseProcessor):
 
         try:
             with tempfile.TemporaryDirectory(prefix="sanchari-job-") as tmp:
-                job = self.complete(self.prepare(data, "inline", Path(tmp)))
-                path = run_service_job(job, lambda *_: None)
+                job = self.prepare(data, "inline", Path(tmp))
+                if isinstance(job, AoiJob):
+                    raise InvalidInputError("input 'aoi': areas run as jobs of the SANCHARi server")
+                path = run_service_job(self.complete(job), lambda *_: None)
                 media = next(iter(self.outputs.values())).default.media_type
                 return media, json.loads(path.read_text(encoding="utf-8"))
         except SanchariError as exc:

@@ -54,6 +54,25 @@ class StacAsset:
 
 def choose_asset(item: pystac.Item, item_url: str) -> StacAsset:
     """The RGB asset of ``item`` by roles and bands (see the module docstring); 400 if none."""
+    key, bands = rgb_asset(item)
+    asset = item.assets[key]
+    href = urljoin(item_url, asset.href)
+    if not is_http_url(href):
+        raise InvalidInputError(f"input 'image': the STAC asset '{key}' is not at an http(s) URL")
+    record = {
+        "item": item_url,
+        "id": item.id,
+        "collection": item.collection_id,
+        "datetime": item.properties.get("datetime"),
+        "asset": key,
+        "asset_href": href,
+        "bands": list(bands) if bands else None,
+    }
+    return StacAsset(href, bands, record)
+
+
+def rgb_asset(item: pystac.Item) -> tuple[str, tuple[int, ...] | None]:
+    """The key of ``item``'s RGB asset and the bands to read (``None``: as the file says)."""
     rasters = {k: a for k, a in item.assets.items() if _is_raster(a)}
     key = next((k for k, a in rasters.items() if "visual" in (a.roles or [])), None)
     bands: tuple[int, ...] | None = None
@@ -69,20 +88,7 @@ def choose_asset(item: pystac.Item, item_url: str) -> StacAsset:
             "input 'image': the STAC Item has no asset with the 'visual' role or red, green "
             f"and blue bands (assets: {listed})"
         )
-    asset = item.assets[key]
-    href = urljoin(item_url, asset.href)
-    if not is_http_url(href):
-        raise InvalidInputError(f"input 'image': the STAC asset '{key}' is not at an http(s) URL")
-    record = {
-        "item": item_url,
-        "id": item.id,
-        "collection": item.collection_id,
-        "datetime": item.properties.get("datetime"),
-        "asset": key,
-        "asset_href": href,
-        "bands": list(bands) if bands else None,
-    }
-    return StacAsset(href, bands, record)
+    return key, bands
 
 
 def _is_raster(asset: pystac.Asset) -> bool:

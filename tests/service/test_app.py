@@ -57,6 +57,7 @@ def test_describe_process(client: FlaskClient) -> None:
         "window_size",
         "simplify_m",
         "model",
+        "aoi",
     }
     assert desc["inputs"]["latitude"]["schema"]["maximum"] == 90
     assert {"async-execute", "dismiss"} <= set(desc["jobControlOptions"])
