@@ -59,7 +59,7 @@ class PostgresJobStore(JobStore):
         try:
             import psycopg
             from psycopg.rows import dict_row
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:
             raise SettingsError(
                 "SANCHARI_JOBS_DB needs psycopg: pip install 'sanchari-processes[postgresql]'"
@@ -78,19 +78,32 @@ class PostgresJobStore(JobStore):
             max_size=_POOL_SIZE,
             kwargs={"autocommit": True, "row_factory": dict_row},
             timeout=_CONNECT_TIMEOUT_S,
+            # a connection the database dropped (it restarted) is replaced before it is lent
+            check=ConnectionPool.check_connection,
             open=True,
         )
+        self._lost: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
-        with self._pool.connection() as db:
+        with self._unavailable(), self._pool.connection() as db:
             yield db
 
     @contextmanager
     def _locked(self) -> Iterator[Any]:
-        with self._pool.connection() as db, db.transaction():
+        with self._unavailable(), self._pool.connection() as db, db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             yield db
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """A database that is down or went away mid-query is a 503 for the caller, not a 500."""
+        try:
+            yield
+        except self._lost as exc:
+            raise StoreUnavailableError(
+                f"the job database {redacted(self.url)} cannot be reached: {_first_line(exc)}"
+            ) from None
 
     def _run(self, db: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return db.execute(sql.replace("?", "%s"), tuple(params))

@@ -226,6 +226,37 @@ def test_heartbeats_say_which_servers_are_alive(pg_url: str) -> None:
         other.close()
 
 
+def test_connections_the_database_dropped_are_replaced(pg_url: str) -> None:
+    """After a database restart (here: every connection of the store ended by the server) the
+    next call works; a database that is gone is a 503 error, not a driver traceback."""
+    import psycopg
+
+    from sanchari_processes.service.store.postgresql import (
+        PostgresJobStore,
+        StoreUnavailableError,
+    )
+
+    store = PostgresJobStore(pg_url)
+    try:
+        store.beat(["a"], timeout_s=30)
+        name = pg_url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            ended = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        assert store.live_owners(30) == {"a"}
+        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
+            db.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        with pytest.raises(StoreUnavailableError) as caught:
+            store.live_owners(30)
+        assert caught.value.http_status == 503 and "cannot be reached" in str(caught.value)
+    finally:
+        store.close()
+
+
 def test_a_store_one_server_owns_keeps_no_heartbeats(tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     store.beat(["a"], timeout_s=30)
