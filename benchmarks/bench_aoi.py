@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,8 +44,10 @@ from sanchari_processes.inference.checkpoint import read_metadata  # noqa: E402
 from sanchari_processes.settings import SHIPPED_WEIGHTS  # noqa: E402
 from tests.synthetic import TILED, write_geotiff_blocks  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import IDLE_LOAD, cpu_flags  # noqa: E402
+
 X0, Y0, GSD = 500000.0, 4650000.0, 0.5
-IDLE_LOAD = 0.3
 
 
 def write_scenes(folder: Path, size: int) -> Path:
@@ -80,24 +81,6 @@ def aoi_over(size: int) -> Any:
     x0, x1, y0, y1 = X0 + inset, X0 + side - inset, Y0 - side + inset, Y0 - inset
     ring = [to_wgs84.transform(x, y) for x, y in ((x0, y1), (x1, y1), (x1, y0), (x0, y0), (x0, y1))]
     return aoi_from_geojson({"type": "Polygon", "coordinates": [[list(p) for p in ring]]})
-
-
-def machine() -> str:
-    """CPU model, the vector flags inference cares about, and the logical CPUs."""
-    model, flags = platform.processor() or "?", "?"
-    wanted = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "amx_tile")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                have = set(value.split())
-                flags = " ".join(f for f in wanted if f in have)
-                break
-    except OSError:
-        pass
-    return f"{model}; flags: {flags}; {os.cpu_count()} logical CPUs"
 
 
 def one_run(plan: Any, options: EngineOptions, sha: str, workers: int, out: Path) -> dict:
@@ -142,7 +125,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    print(f"machine: {machine()}")
+    print(f"machine: {cpu_flags()}")
     print(f"load average before: {load:.2f}")
     if load >= IDLE_LOAD and not args.force:
         sys.exit(f"the machine is not idle (load {load:.2f} >= {IDLE_LOAD}); --force to try anyway")

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_vs_seed import agreement, cpu_flags, load_note  # noqa: E402
+from bench_vs_seed import agreement  # noqa: E402
+from machine import cpu_flags, load_note  # noqa: E402
 
 from sanchari_processes.config import InferenceConfig  # noqa: E402
 from sanchari_processes.engine.build import EngineOptions, build_predictor  # noqa: E402

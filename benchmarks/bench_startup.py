@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_vs_seed import cpu_flags, load_note, warn_if_busy  # noqa: E402
+from machine import cpu_flags, load_note, warn_if_busy  # noqa: E402
 
 DEMO = REPO / "geotiffs" / "paris_img1447.tif"
 FIRST = re.compile(r"first patch ([0-9.]+) s after start")

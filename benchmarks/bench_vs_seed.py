@@ -53,9 +53,10 @@ from sanchari_processes.inference.checkpoint import read_metadata  # noqa: E402
 from sanchari_processes.inference.sliding import count_patches  # noqa: E402
 from tests.synthetic import TILED, write_geotiff  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_flags, load_note, warn_if_busy  # noqa: E402
+
 VIEWS = {"none": 1, "flip4": 4, "d4": 8}
-#: Below this 1-minute load average a machine counts as idle.
-IDLE_LOAD = 0.3
 SEED_PATCH, SEED_STRIDE = 512, 256
 
 
@@ -171,29 +172,6 @@ def agreement(a: np.ndarray, b: np.ndarray, tolerance: float = 2.0) -> dict[str,
     }
 
 
-def cpu_flags() -> str:
-    """The CPU's model and the instruction sets that decide inference speed (Linux)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        return model
-    have = [f for f in wanted if f in flags]
-    return f"{model}; {', '.join(have) or 'none of ' + ', '.join(wanted)}"
-
-
-def load_note() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
-
-
 def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, threshold: float):
     """Seed loop and `sanchari predict` interleaved (seed, ours, seed, ...), best of each."""
     with rasterio.open(raster) as src:
@@ -256,17 +234,6 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
             f"{agree['b_near_a']:.1%} of ours within 2 px of the seed's; IoU {agree['iou']:.3f}"
         )
     warn_if_busy(loads)
-
-
-def warn_if_busy(loads: list[float]) -> None:
-    """A loud warning when any load average seen during the runs was not idle."""
-    if max(loads) >= IDLE_LOAD:
-        line = "!" * 78
-        print(
-            f"{line}\nWARNING: the machine was NOT idle (load average up to {max(loads):.2f}, "
-            f"idle is < {IDLE_LOAD}):\nthese timings are NOT results; rerun on an idle "
-            f"machine.\n{line}"
-        )
 
 
 def backend_speeds(args: argparse.Namespace, work: Path, raster: Path, gsd_m: float) -> None:
