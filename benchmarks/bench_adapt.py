@@ -114,7 +114,7 @@ def scores(prob: np.ndarray, threshold: float, truth: np.ndarray, gsd: float) ->
 
 
 def one_run(
-    name: str, image: Path, roads_path: Path, sides: tuple[str, str], seed: int, minutes: float
+    name: str, image: Path, roads_path: Path, sides: tuple[str, str], seed: int, config: dict
 ) -> dict:
     roads = read_roads(roads_path)
     base = build_engine(EngineOptions(SHIPPED_WEIGHTS, InferenceConfig())).predictor
@@ -135,7 +135,7 @@ def one_run(
             roads,
             Path(tmp) / "model",
             weights=SHIPPED_WEIGHTS,
-            config=AdaptConfig(minutes=minutes, seed=seed),
+            config=AdaptConfig(seed=seed, **config),
             area=((train_area,), crs),
         )
         seconds = time.monotonic() - start
@@ -181,26 +181,49 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--scenes", nargs="+")
     parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="AdaptConfig fields off their defaults (development only: lr=2e-4 steps=100)",
+    )
+    parser.add_argument(
         "--split",
         choices=sorted(SPLITS),
         default="lr",
         help="lr: left/right halves (development); tb: top/bottom halves (report)",
     )
     parser.add_argument("--json", type=Path, help="write every run here")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --json and do only the missing ones",
+    )
     args = parser.parse_args()
     pairs = _pairs()
     if not pairs:
         print("error: ../shared/data is absent: nothing to measure", file=sys.stderr)
         return 1
     chosen = args.scenes or list(pairs)
+    config = {"minutes": args.minutes}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        kind = type(getattr(AdaptConfig(), key))
+        config[key] = value.lower() in {"1", "true"} if kind is bool else kind(value)
+    print(f"config: {AdaptConfig(**config)}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    rows = []
+    rows = json.loads(args.json.read_text()) if args.resume and args.json.exists() else []
+    done = {(r["scene"], r["train_half"], r["seed"]) for r in rows}
     for name in chosen:
         image, roads = pairs[name]
         for side in SPLITS[args.split]:
             sides = (side, next(s for s in SPLITS[args.split] if s != side))
             for seed in args.seeds:
-                row = one_run(name, image, roads, sides, seed, args.minutes)
+                if (name, side, seed) in done:
+                    continue
+                load = os.getloadavg()[0]
+                row = one_run(name, image, roads, sides, seed, config)
+                row["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]  # before, after
                 rows.append(row)
                 print(
                     f"{name:6s} train {side:5s} seed {seed}: "
