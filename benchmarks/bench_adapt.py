@@ -141,7 +141,7 @@ def one_run(
         )
         seconds = time.monotonic() - start
         adapted = build_engine(EngineOptions(result.folder, InferenceConfig())).predictor
-        adapted_prob = _predict_part(adapted, region.raw, region.valid, truth)
+        adapted_prob = adapted.predict(region.raw, region.valid)
     if image not in _BASE_PROBS:  # the shipped model's probabilities do not change between runs
         _BASE_PROBS[image] = base.predict(region.raw, region.valid)
     base_prob = _BASE_PROBS[image]
@@ -184,18 +184,6 @@ class _Every:
         if time.monotonic() - self._last >= self._seconds:
             self._last = time.monotonic()
             print(f"  {100 * fraction:3.0f} % {stage}", flush=True)
-
-
-def _predict_part(predictor, raw: np.ndarray, valid: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Probabilities over the scored pixels (and 128 px of context around them), zero elsewhere:
-    nothing else is scored, and half an image costs half as much."""
-    rows, cols = np.nonzero(truth != IGNORE)
-    height, width = truth.shape
-    r0, r1 = max(rows.min() - 128, 0), min(rows.max() + 129, height)
-    c0, c1 = max(cols.min() - 128, 0), min(cols.max() + 129, width)
-    out = np.zeros(truth.shape, np.float32)
-    out[r0:r1, c0:c1] = predictor.predict(raw[:, r0:r1, c0:c1], valid[r0:r1, c0:c1])
-    return out
 
 
 def _region_threshold(report: dict) -> float:
