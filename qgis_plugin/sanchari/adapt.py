@@ -127,7 +127,7 @@ class AdaptModel(QgsProcessingAlgorithm):
                 "MINUTES",
                 "Budget (CPU minutes of fine-tuning)",
                 QgsProcessingParameterNumber.Double,
-                defaultValue=2.0,
+                defaultValue=5.0,
                 minValue=0.5,
                 maxValue=120.0,
             )

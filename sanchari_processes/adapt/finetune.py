@@ -144,15 +144,3 @@ def _padded(array: np.ndarray, row: int, col: int, size: int, fill: float) -> np
         return part
     widths = [(0, 0)] * (part.ndim - 2) + [(0, short[0]), (0, short[1])]
     return np.pad(part, widths, constant_values=fill)
-
-
-def average_state(models: Sequence[torch.nn.Module]) -> dict[str, torch.Tensor]:
-    """The mean of the models' floating weights (fine-tunes of one start average well)."""
-    states = [m.state_dict() for m in models]
-    out = {}
-    for key, value in states[0].items():
-        if value.is_floating_point():
-            out[key] = sum(s[key].float() for s in states) / len(states)
-        else:
-            out[key] = value.clone()
-    return out

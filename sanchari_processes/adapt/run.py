@@ -3,11 +3,14 @@ fine-tune, and write the result as a model folder with its card.
 
 1. Each image is read on the model's grid and the roads are burnt there
    (:mod:`~sanchari_processes.adapt.labels`).
-2. The base model's threshold is re-chosen on the labelled pixels (``finetune=False`` stops here).
-3. The labelled blocks are dealt into two spatial folds; a fine-tune on each fold predicts the
-   other, so every labelled pixel gets an out-of-fold prediction. The fine-tune is kept only
-   when those predictions beat the recalibrated base model on the same pixels; the shipped
-   result is then the mean of the two fold models' weights, at the threshold chosen out of fold.
+2. The labelled blocks are dealt into two spatial folds. The base model's threshold is
+   re-chosen on the labelled pixels, and kept only when a threshold chosen on one fold beats the
+   base's own threshold on the other (``finetune=False`` stops here).
+3. A fine-tune on each fold predicts the other, so every labelled pixel gets an out-of-fold
+   prediction. The fine-tune is kept only when those predictions beat the base model at its own
+   and at a re-chosen threshold on both folds (thresholds cross-fitted: chosen on one fold, scored
+   on the other); the shipped model is then the same recipe run on every labelled block, at the
+   threshold the fold models' out-of-fold predictions chose.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from sanchari_processes.adapt import card as card_text
 from sanchari_processes.adapt.config import AdaptConfig
@@ -35,8 +39,11 @@ from sanchari_processes.adapt.labels import (
 )
 from sanchari_processes.adapt.thresholds import (
     HIST_BINS,
+    Hist,
     best_threshold,
+    cross_fitted,
     iou_sweep,
+    pooled_iou,
     probability_histograms,
 )
 from sanchari_processes.config import InferenceConfig
@@ -138,10 +145,19 @@ def adapt(
             area_margin_m=config.area_margin_m,
         )
     _check_enough(regions)
+    regions = [_labelled_part(r) for r in regions]
     tell(0.02, "base model")
     base_probs = [base.predict(r.raw, r.valid) for r in regions]
     hist = _histograms(zip(base_probs, (r.labels for r in regions), strict=True))
     threshold, recal_iou, _ = best_threshold(*hist)
+    folds = [
+        block_folds(r.labels, r.grid.gsd_m, block_m=config.block_m, seed=config.seed)
+        for r in regions
+    ]
+    cv = _threshold_check(_fold_histograms(base_probs, regions, folds), base.metadata.threshold)
+    region_threshold = (
+        threshold if cv["recalibrated_iou"] > cv["base_iou"] else base.metadata.threshold
+    )
     report: dict[str, Any] = {
         "parent": {"model_id": base.metadata.model_id, "sha256": base.metadata.weights_sha256},
         "data": _summary(regions, roads),
@@ -151,28 +167,26 @@ def adapt(
             "iou": iou_at(hist, base.metadata.threshold),
         },
         "recalibrated": {"threshold": threshold, "iou": recal_iou},
+        "cross_validation": cv,
     }
     model_id = name or f"{base.metadata.model_id}-adapted-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    module, final_threshold = None, threshold
+    module, final_threshold = None, region_threshold
+    why_threshold = (
+        f"threshold {threshold:.2f} re-chosen for the region"
+        if region_threshold == threshold
+        else f"the base threshold {region_threshold:.2f} kept: re-choosing it did not pay out of "
+        f"fold (road IoU {cv['recalibrated_iou']:.3f} against {cv['base_iou']:.3f})"
+    )
     if not config.finetune:
-        report["verdict"] = "recalibrated: the threshold only (no fine-tune asked for)"
+        report["verdict"] = f"recalibrated: {why_threshold} (no fine-tune asked for)"
     else:
-        module, cv = _guarded_finetune(regions, base_probs, base, weights, config, tell)
-        recal_cv = iou_at(cv.pop("base_hist"), threshold)
-        gain = cv["adapted_iou"] - recal_cv
-        report["cross_validation"] = {**cv, "recalibrated_iou": recal_cv}
-        if module is not None and gain >= config.min_gain:
-            final_threshold = cv["threshold"]
-            report["verdict"] = (
-                f"adapted: out of fold, road IoU {cv['adapted_iou']:.3f} against {recal_cv:.3f} "
-                f"for the recalibrated base model (+{gain:.3f})"
-            )
+        tuner = _Tuner(regions, base, weights, config, tell)
+        cv.update(tuner.folds(folds))
+        final_threshold, report["verdict"] = _verdict(cv, config.min_gain, why_threshold)
+        if final_threshold is None:
+            final_threshold = region_threshold
         else:
-            module = None
-            report["verdict"] = (
-                f"recalibrated: the fine-tune did not beat recalibration out of fold (road IoU "
-                f"{cv['adapted_iou']:.3f} against {recal_cv:.3f}; it must add {config.min_gain:g})"
-            )
+            module, cv["final_steps"] = tuner.final()
     report["threshold"] = final_threshold
     report["seconds"] = round(time.monotonic() - started, 1)
     folder = out
@@ -198,70 +212,161 @@ def adapt(
     return Adapted(folder, model_id, report)
 
 
-def _guarded_finetune(
-    regions: list[Region],
-    base_probs: list[np.ndarray],
-    base: Predictor,
-    weights: Path,
-    config: AdaptConfig,
-    tell: Progress,
-) -> tuple[Any, dict[str, Any]]:
-    """Two fold fine-tunes scored out of fold, and the mean of their weights."""
-    from sanchari_processes.adapt.finetune import FinetuneConfig, TrainRegion, average_state
-    from sanchari_processes.adapt.finetune import finetune as tune
-    from sanchari_processes.engine.build import torch_predictor
-    from sanchari_processes.inference.checkpoint import LoadedModel, load_checkpoint
+def _threshold_check(hists: list[Hist], base_threshold: float) -> dict[str, Any]:
+    """The base model out of fold: at its own threshold, and at a threshold re-chosen on the
+    other fold (re-chosen and scored on the same pixels, a threshold always looks better)."""
+    base_iou, base_folds = pooled_iou(hists, [base_threshold] * len(hists))
+    recal_iou, recal_folds, _ = cross_fitted(hists)
+    return {
+        "base_iou": base_iou,
+        "base_folds": base_folds,
+        "recalibrated_iou": recal_iou,
+        "recalibrated_folds": recal_folds,
+    }
 
-    loaded = load_checkpoint(weights, "cpu")
-    folds = [
-        block_folds(r.labels, r.grid.gsd_m, block_m=config.block_m, seed=config.seed)
-        for r in regions
-    ]
-    inputs = [base.prepare(r.raw, r.valid)[0] for r in regions]
-    adapted: list[tuple[np.ndarray, np.ndarray]] = []
-    held_base: list[tuple[np.ndarray, np.ndarray]] = []
-    models: list[Any] = []
-    steps: list[int] = []
-    for fold in (0, 1):
-        train = [
-            TrainRegion(x, fold_labels(r.labels, f, fold))
-            for x, r, f in zip(inputs, regions, folds, strict=True)
-        ]
-        if not any((t.labels == ROAD).any() for t in train):
-            return None, {
-                "adapted_iou": float("nan"),
-                "threshold": None,
-                "steps": steps,
-                "base_hist": _histograms(held_base),
-                "skipped": f"fold {fold + 1} has no road",
-            }
-        settings = FinetuneConfig(
-            max_steps=config.steps,
-            seconds=config.minutes * 30.0,
-            crop=config.crop,
-            batch=config.batch,
-            lr=config.lr,
-            seed=config.seed * 2 + fold,
+
+def _verdict(cv: dict[str, Any], min_gain: float, why_threshold: str) -> tuple[Any, str]:
+    """``(threshold of the fine-tuned model or None when it is not kept, the verdict)``.
+
+    Kept only when, out of fold, it beats the base model at its own and at a re-chosen threshold
+    on both folds, and by ``min_gain`` over both folds together: one lucky fold is not enough.
+    """
+    if cv.get("skipped"):
+        return None, f"recalibrated: {why_threshold}; no fine-tune ({cv['skipped']})"
+    best = max(cv["base_iou"], cv["recalibrated_iou"])
+    gain = cv["adapted_iou"] - best
+    folds = zip(cv["adapted_folds"], cv["base_folds"], cv["recalibrated_folds"], strict=True)
+    lost = [i + 1 for i, (a, b, r) in enumerate(folds) if not a > max(b, r)]
+    if gain >= min_gain and not lost:
+        return cv["threshold"], (
+            f"adapted: out of fold, road IoU {cv['adapted_iou']:.3f} against {best:.3f} for the "
+            f"base model (+{gain:.3f}), better on both folds"
         )
+    why = f"lost on fold {lost[0]}" if lost else f"it must add {min_gain:g}"
+    return None, (
+        f"recalibrated: the fine-tune did not beat the base model out of fold (road IoU "
+        f"{cv['adapted_iou']:.3f} against {best:.3f}; {why}); {why_threshold}"
+    )
 
-        def tick(step: int, done: float, fold: int = fold) -> None:
-            tell(0.05 + 0.9 * (fold + done) / 2, f"fine-tune {fold + 1} of 2, step {step}")
 
-        model, n = tune(loaded.module, train, settings, tick)
-        models.append(model)
-        steps.append(n)
-        held = LoadedModel(model, loaded.metadata, loaded.device, loaded.path)
-        predictor = torch_predictor(held, replace(base.config, device="cpu", backend="torch"))
-        for r, f, prob in zip(regions, folds, base_probs, strict=True):
-            scored = fold_labels(r.labels, f, 1 - fold)
-            if (scored != IGNORE).any():
-                adapted.append((predictor.predict(r.raw, r.valid), scored))
-                held_base.append((prob, scored))
-    threshold, iou, _ = best_threshold(*_histograms(adapted))
-    module = models[0]
-    module.load_state_dict(average_state(models))
-    cv = {"adapted_iou": iou, "threshold": threshold, "steps": steps}
-    return module, {**cv, "base_hist": _histograms(held_base)}
+class _Tuner:
+    """The fine-tunes of one adaptation: two on the folds, each scored on the other fold, then
+    (when they win) one on every labelled block, the model shipped: the same recipe on twice
+    the data, at the threshold the fold models chose out of fold."""
+
+    RUNS = 3
+
+    def __init__(
+        self,
+        regions: list[Region],
+        base: Predictor,
+        weights: Path,
+        config: AdaptConfig,
+        tell: Progress,
+    ) -> None:
+        from sanchari_processes.inference.checkpoint import load_checkpoint
+
+        self._regions, self._base, self._config, self._tell = regions, base, config, tell
+        self._loaded = load_checkpoint(weights, "cpu")
+        self._inputs = [base.prepare(r.raw, r.valid)[0] for r in regions]
+
+    def folds(self, folds: list[np.ndarray]) -> dict[str, Any]:
+        """Fine-tune on each fold, predict the other: the out-of-fold IoU and threshold."""
+        from sanchari_processes.engine.build import torch_predictor
+        from sanchari_processes.inference.checkpoint import LoadedModel
+
+        held: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]
+        steps: list[int] = []
+        for fold in (0, 1):
+            labels = [
+                fold_labels(r.labels, f, fold) for r, f in zip(self._regions, folds, strict=True)
+            ]
+            if not any((y == ROAD).any() for y in labels):
+                return {"steps": steps, "skipped": f"fold {fold + 1} has no road"}
+            model, n = self._tune(labels, fold, f"fine-tune {fold + 1} of 2")
+            steps.append(n)
+            loaded = LoadedModel(
+                model, self._loaded.metadata, self._loaded.device, self._loaded.path
+            )
+            config = replace(self._base.config, device="cpu", backend="torch")
+            predictor = torch_predictor(loaded, config)
+            for r, f in zip(self._regions, folds, strict=True):
+                scored = fold_labels(r.labels, f, 1 - fold)
+                if (scored != IGNORE).any():
+                    held[1 - fold].append((predictor.predict(r.raw, r.valid), scored))
+        hists = [_histograms(pairs) for pairs in held]
+        adapted_iou, adapted_folds, _ = cross_fitted(hists)
+        pooled = (hists[0][0] + hists[1][0], hists[0][1] + hists[1][1])
+        return {
+            "adapted_iou": adapted_iou,
+            "adapted_folds": adapted_folds,
+            "threshold": best_threshold(*pooled)[0],
+            "steps": steps,
+        }
+
+    def final(self) -> tuple[Any, int]:
+        """The model shipped: fine-tuned on every labelled block, and its steps."""
+        return self._tune([r.labels for r in self._regions], 2, "fine-tune on all the roads")
+
+    def _tune(self, labels: list[np.ndarray], run: int, what: str) -> tuple[Any, int]:
+        from sanchari_processes.adapt.finetune import FinetuneConfig, TrainRegion, finetune
+
+        c = self._config
+        settings = FinetuneConfig(
+            max_steps=c.steps,
+            seconds=c.minutes * 60.0 / self.RUNS,
+            crop=c.crop,
+            batch=c.batch,
+            lr=c.lr,
+            seed=c.seed * self.RUNS + run,
+        )
+        train = [TrainRegion(x, y) for x, y in zip(self._inputs, labels, strict=True)]
+
+        def tick(step: int, done: float) -> None:
+            self._tell(0.05 + 0.9 * (run + done) / self.RUNS, f"{what}, step {step}")
+
+        return finetune(self._loaded.module, train, settings, tick)
+
+
+def _fold_histograms(
+    probs: list[np.ndarray], regions: list[Region], folds: list[np.ndarray]
+) -> list[Hist]:
+    """Per fold, the histograms of the probabilities over that fold's labelled pixels."""
+    return [
+        _histograms(
+            (p, fold_labels(r.labels, f, k)) for p, r, f in zip(probs, regions, folds, strict=True)
+        )
+        for k in (0, 1)
+    ]
+
+
+#: Context kept around the labelled part of an image (pixels), so its edge predicts as inside.
+CONTEXT_PX = 128
+
+
+def _labelled_part(region: Region) -> Region:
+    """``region`` cut to its labelled pixels and some context: nothing else is trained on or
+    scored, and an area much smaller than the image then costs much less."""
+    rows, cols = np.nonzero(region.labels != IGNORE)
+    height, width = region.labels.shape
+    if not len(rows):
+        return region
+    r0, r1 = max(rows.min() - CONTEXT_PX, 0), min(rows.max() + 1 + CONTEXT_PX, height)
+    c0, c1 = max(cols.min() - CONTEXT_PX, 0), min(cols.max() + 1 + CONTEXT_PX, width)
+    if (r0, c0, r1, c1) == (0, 0, height, width):
+        return region
+    grid = replace(
+        region.grid,
+        shape=(int(r1 - r0), int(c1 - c0)),
+        transform=region.grid.transform * Affine.translation(int(c0), int(r0)),
+    )
+    return Region(
+        region.name,
+        region.raw[:, r0:r1, c0:c1],
+        region.valid[r0:r1, c0:c1],
+        grid,
+        region.labels[r0:r1, c0:c1],
+    )
 
 
 def _histograms(pairs: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -70,3 +70,35 @@ def iou_sweep(
         fn = road_hist[~on].sum()
         out[i] = _ratio(tp, tp + fp + fn)
     return out
+
+
+Hist = tuple[np.ndarray, np.ndarray]
+
+
+def counts_at(hist: Hist, threshold: float) -> tuple[int, int, int]:
+    """``(true positives, false positives, false negatives)`` of the histograms at a threshold."""
+    on = np.arange(len(hist[0])) / len(hist[0]) >= threshold - 1e-12
+    return int(hist[0][on].sum()), int(hist[1][on].sum()), int(hist[0][~on].sum())
+
+
+def pooled_iou(hists: list[Hist], thresholds: list[float]) -> tuple[float, list[float]]:
+    """``(IoU over all the folds' pixels, IoU of each fold)``, each fold at its own threshold."""
+    counts = [counts_at(h, t) for h, t in zip(hists, thresholds, strict=True)]
+    each = [_ratio(tp, tp + fp + fn) for tp, fp, fn in counts]
+    tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+    return _ratio(tp, tp + fp + fn), each
+
+
+def cross_fitted(hists: list[Hist]) -> tuple[float, list[float], list[float]]:
+    """Each fold scored at the threshold chosen on the other folds' pixels, never its own:
+    ``(pooled IoU, IoU of each fold, threshold of each fold)``. A threshold chosen and scored
+    on the same pixels flatters whatever it is chosen for."""
+    thresholds = []
+    for k in range(len(hists)):
+        others = [h for i, h in enumerate(hists) if i != k]
+        road = np.sum([h[0] for h in others], axis=0)
+        background = np.sum([h[1] for h in others], axis=0)
+        t = best_threshold(road, background)[0]
+        thresholds.append(0.5 if math.isnan(t) else t)
+    pooled, each = pooled_iou(hists, thresholds)
+    return pooled, each, thresholds

@@ -11,7 +11,7 @@ import pytest
 from sanchari_processes.adapt import run as run_module
 from sanchari_processes.adapt.config import AdaptConfig
 from sanchari_processes.adapt.labels import read_roads, roads_from_geojson
-from sanchari_processes.adapt.run import adapt
+from sanchari_processes.adapt.run import _verdict, adapt
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.errors import BackendUnavailableError, InvalidInputError
@@ -34,7 +34,10 @@ def test_adapting_writes_a_model_with_its_card(
     report = meta.metrics["adaptation"]
     assert meta.model_id == result.model_id and report["parent"]["model_id"] == "tiny-test"
     assert report["verdict"].split(":")[0] in {"adapted", "recalibrated"}
-    assert report["cross_validation"]["steps"] == [3, 3]
+    cv = report["cross_validation"]
+    assert cv["steps"] == [3, 3] and len(cv["adapted_folds"]) == len(cv["base_folds"]) == 2
+    if report["verdict"].startswith("adapted"):  # the shipped model: a third run on all blocks
+        assert cv["final_steps"] == 3 and meta.threshold == cv["threshold"]
     assert 0.0 <= meta.threshold <= 1.0 and meta.threshold == report["threshold"]
     assert report["data"]["labelled_km2"] > 0 and 0 < report["data"]["road_share"] < 0.5
     card = (out / "MODEL_CARD.md").read_text()
@@ -50,8 +53,12 @@ def test_a_fine_tune_that_does_not_win_is_not_shipped(
     config = AdaptConfig(**{**FAST, "min_gain": 1.0})  # nothing gains a whole IoU
     adapt([image], read_roads(roads), tmp_path / "m", weights=tiny_checkpoint, config=config)
     meta = read_metadata(tmp_path / "m")
-    assert meta.metrics["adaptation"]["verdict"].startswith("recalibrated")
-    assert meta.threshold == meta.metrics["adaptation"]["recalibrated"]["threshold"]
+    report = meta.metrics["adaptation"]
+    assert report["verdict"].startswith("recalibrated") and "final_steps" not in report
+    # the re-chosen threshold only where it won out of fold, else the base's own
+    won = report["cross_validation"]["recalibrated_iou"] > report["cross_validation"]["base_iou"]
+    expected = report["recalibrated"]["threshold"] if won else report["base"]["threshold"]
+    assert meta.threshold == expected
     assert meta.weights_sha256 == file_sha256(tiny_checkpoint)  # the base weights, unchanged
 
 
@@ -69,7 +76,8 @@ def test_recalibration_only(
         name="mine",
     )
     meta = read_metadata(tmp_path / "m")
-    assert meta.model_id == "mine" and "cross_validation" not in meta.metrics["adaptation"]
+    report = meta.metrics["adaptation"]
+    assert meta.model_id == "mine" and "adapted_iou" not in report["cross_validation"]
     assert json.loads((tmp_path / "m" / "mine.json").read_text())["threshold"] == meta.threshold
 
 
@@ -124,3 +132,25 @@ def test_roads_that_miss_the_imagery(
 def test_budgets_and_widths_out_of_range(bad: dict) -> None:
     with pytest.raises(InvalidInputError):
         AdaptConfig(**bad)
+
+
+def _cv(adapted: list[float], base: list[float], recal: list[float]) -> dict:
+    pooled = {"adapted_iou": sum(adapted) / 2, "base_iou": sum(base) / 2}
+    return {
+        **pooled,
+        "recalibrated_iou": sum(recal) / 2,
+        "adapted_folds": adapted,
+        "base_folds": base,
+        "recalibrated_folds": recal,
+        "threshold": 0.3,
+    }
+
+
+def test_the_guard_wants_a_win_on_both_folds_against_both_baselines() -> None:
+    assert _verdict(_cv([0.5, 0.5], [0.3, 0.3], [0.4, 0.4]), 0.005, "")[0] == 0.3
+    # a big win on one fold does not carry a loss on the other
+    threshold, verdict = _verdict(_cv([0.9, 0.35], [0.3, 0.3], [0.4, 0.4]), 0.005, "")
+    assert threshold is None and "lost on fold 2" in verdict
+    # the base model at its own threshold counts too, not only the recalibrated one
+    assert _verdict(_cv([0.5, 0.5], [0.3, 0.55], [0.4, 0.4]), 0.005, "")[0] is None
+    assert _verdict(_cv([0.402, 0.402], [0.3, 0.3], [0.4, 0.4]), 0.005, "")[0] is None
