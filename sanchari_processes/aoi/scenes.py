@@ -32,6 +32,13 @@ from sanchari_processes.sources.settings import RemoteSettings
 
 #: Largest ItemCollection or URL list read (bytes).
 MAX_LIST_BYTES = 50 * 1024 * 1024
+#: What pystac raises for JSON that is not the STAC it expects (not one exception tree).
+STAC_ERRORS = (
+    pystac.STACError,
+    pystac.STACTypeError,
+    pystac.errors.RequiredPropertyMissing,
+    pystac.errors.ExtensionTypeError,
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ def parse_item_collection(data: Any, label: str) -> list[pystac.Item]:
     """The Items of a parsed ItemCollection (one error naming ``label`` when it is not one)."""
     try:
         collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
-    except (ValueError, TypeError, KeyError, AttributeError, pystac.STACError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, *STAC_ERRORS) as exc:
         raise InvalidInputError(f"{label} is not a STAC ItemCollection ({exc})") from None
     return list(collection.items)
 

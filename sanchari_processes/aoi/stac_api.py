@@ -19,6 +19,7 @@ an API returns (``next``, ``search``, an asset) is fetched unchecked.
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -31,6 +32,7 @@ from pystac_client.stac_api_io import StacApiIO
 from requests.adapters import BaseAdapter
 from shapely.geometry.base import BaseGeometry
 
+from sanchari_processes.aoi.scenes import MAX_LIST_BYTES, STAC_ERRORS, parse_item_collection
 from sanchari_processes.errors import InvalidInputError, SanchariError
 from sanchari_processes.netguard import BlockedURLError, check_url, request
 from sanchari_processes.sources.remote import is_http_url
@@ -126,7 +128,7 @@ def search_items(url: str, area: BaseGeometry, remote: RemoteSettings) -> list[p
             items = list(search.items())
     except SanchariError as exc:  # refused (400) or unreachable (503): the same kind
         raise type(exc)(f"{label}: {exc.message}") from None
-    except (APIError, pystac.STACError, NotImplementedError) as exc:
+    except (APIError, NotImplementedError, *STAC_ERRORS) as exc:
         raise InvalidInputError(f"{label}: {_first_line(exc)}") from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidInputError(f"{label}: not a STAC API answer ({_first_line(exc)})") from None
@@ -173,3 +175,38 @@ def _root(url: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def fetch_item_collection(url: str, remote: RemoteSettings) -> list[pystac.Item]:
+    """The Items of the STAC ItemCollection at ``url``, fetched through the address guard."""
+    label = f"STAC ItemCollection {url[:200]}"
+    try:
+        response = request(
+            url,
+            remote.policy,
+            headers={"Accept": "application/geo+json, application/json"},
+            deadline_s=remote.fetch_deadline_s,
+            max_body_bytes=MAX_LIST_BYTES,
+        )
+    except SanchariError as exc:
+        raise type(exc)(f"{label}: {exc.message}") from None
+    if response.status != 200:
+        raise InvalidInputError(f"{label}: HTTP {response.status}")
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        raise InvalidInputError(f"{label} is not JSON") from None
+    items = parse_item_collection(data, label)
+    if len(items) > MAX_SEARCH_ITEMS:
+        raise InvalidInputError(f"{label}: more than {MAX_SEARCH_ITEMS} items")
+    return items
+
+
+def check_search_url(url: str, remote: RemoteSettings) -> None:
+    """The search URL's form and parameters checked, without any network (one error)."""
+    label = f"STAC API search {url[:200]}"
+    _parameters(url, label)
+    try:
+        check_url(url, remote.policy)
+    except SanchariError as exc:
+        raise type(exc)(f"{label}: {exc.message}") from None
