@@ -3,7 +3,8 @@
 It serves the GeoTIFFs of a folder (range requests, as a COG host does) and one STAC Item for
 each, whose ``visual`` asset is that file on the same server. ``GET /search`` honours
 ``bbox``, ``collections`` and ``limit`` (default 2 a page, so four scenes take two pages joined
-by a ``next`` link); each request's path is recorded.
+by a ``next`` link); ``/collection.json`` is every Item as one static ItemCollection. Each
+request's path is recorded.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class _ApiHandler(_RangeHandler):
             self._json({"conformsTo": landing_page(self.base)["conformsTo"]})
         elif parts.path == "/search":
             self._json(self.api.search(parse_qs(parts.query), self.base))
+        elif parts.path == "/collection.json":  # a static ItemCollection of every Item
+            self._json({"type": "FeatureCollection", "features": self.api.items})
         else:
             self._json({"code": "NotFound"}, 404)
 

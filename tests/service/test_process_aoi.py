@@ -162,6 +162,12 @@ def test_an_aoi_over_a_stac_api_search_or_an_item_collection(
         )
         assert status["status"] == "successful", status
         assert api.requests and not any(p.startswith("/search") for p in api.requests)
+        static = {"href": f"{url}/collection.json"}
+        status = _finish(
+            client, {"inputs": {"aoi": area, "imagery": static}, "outputs": ROADS_GPKG}
+        )
+        assert status["status"] == "successful", status
+        assert "/collection.json" in api.requests
         # read once the job is accepted: a search that finds nothing fails the job with a 400
         empty = {"href": f"{url}/search?collections=other"}
         status = _finish(client, {"inputs": {"aoi": area, "imagery": empty}, "outputs": ROADS_GPKG})
