@@ -32,6 +32,13 @@ from sanchari_processes.sources.settings import RemoteSettings
 
 #: Largest ItemCollection or URL list read (bytes).
 MAX_LIST_BYTES = 50 * 1024 * 1024
+#: What pystac raises for JSON that is not the STAC it expects (not one exception tree).
+STAC_ERRORS = (
+    pystac.STACError,
+    pystac.STACTypeError,
+    pystac.errors.RequiredPropertyMissing,
+    pystac.errors.ExtensionTypeError,
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,25 @@ class Scene:
         return (round(self.gsd_m, 6) if self.gsd_m else math.inf, -when)
 
 
-def find_scenes(sources: Sequence[str], remote: RemoteSettings | None = None) -> list[Scene]:
+def find_scenes(
+    sources: Sequence[str],
+    remote: RemoteSettings | None = None,
+    area: BaseGeometry | None = None,
+) -> list[Scene]:
     """The scenes of ``--imagery`` values, best first (one error line for a bad source).
 
     Each value is a folder of GeoTIFFs, a STAC ItemCollection (``.json``/``.geojson``), a text
-    file of COG URLs (one a line) or one COG URL.
+    file of COG URLs (one a line), one COG URL, or a STAC API item search URL (``…/search?…``,
+    see :mod:`.stac_api`: searched over ``area``, EPSG:4326).
     """
+    from sanchari_processes.aoi.stac_api import is_search_url
+
     remote = remote or RemoteSettings()
     scenes: list[Scene] = []
     for source in sources:
+        if is_search_url(source):
+            scenes.extend(search_scenes(source, area, remote))
+            continue
         if is_http_url(source):
             scenes.append(url_scene(source, remote))
             continue
@@ -108,39 +125,72 @@ def item_collection_scenes(path: Path, remote: RemoteSettings) -> list[Scene]:
         raise InvalidInputError(f"{path.name} is over {MAX_LIST_BYTES // 2**20} MiB")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
-    except (UnicodeDecodeError, ValueError, TypeError, KeyError, pystac.STACError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInputError(f"{path.name} is not a STAC ItemCollection ({exc})") from None
+    items = parse_item_collection(data, path.name)
+    return items_scenes(items, path.resolve().as_uri(), path.name, remote, local=True)
+
+
+def parse_item_collection(data: Any, label: str) -> list[pystac.Item]:
+    """The Items of a parsed ItemCollection (one error naming ``label`` when it is not one)."""
+    try:
+        collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
+    except (ValueError, TypeError, KeyError, AttributeError, *STAC_ERRORS) as exc:
+        raise InvalidInputError(f"{label} is not a STAC ItemCollection ({exc})") from None
+    return list(collection.items)
+
+
+def items_scenes(
+    items: Sequence[pystac.Item], base: str, label: str, remote: RemoteSettings, *, local: bool
+) -> list[Scene]:
+    """A scene of each Item's RGB asset (its href resolved against ``base``).
+
+    http(s) assets are checked by the address guard; local files only when ``local`` (a file
+    the operator gave on the command line, never an Item from a request or a remote API).
+    """
     from sanchari_processes.sources.stac import rgb_asset
 
-    base = path.resolve().as_uri()
     scenes = []
-    for item in collection.items:
+    for item in items:
         try:
             key, bands = rgb_asset(item)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{path.name}, item {item.id}: {exc.message}") from None
-        href = urljoin(base, item.assets[key].href)
-        if href.startswith("file://"):
+            raise InvalidInputError(f"{label}, item {item.id}: {exc.message}") from None
+        own = item.get_self_href()
+        href = urljoin(
+            own if not local and own and is_http_url(own) else base, item.assets[key].href
+        )
+        if local and href.startswith("file://"):
             href = str(Path(href.removeprefix("file://")))
             if not Path(href).is_file():
-                raise InvalidInputError(f"{path.name}, item {item.id}: asset not found: {href}")
+                raise InvalidInputError(f"{label}, item {item.id}: asset not found: {href}")
         elif is_http_url(href):
             _check(href, remote)
         else:
             raise InvalidInputError(
-                f"{path.name}, item {item.id}: asset {key} is not a file or URL"
+                f"{label}, item {item.id}: asset {key} is not "
+                + ("a file or URL" if local else "at an http(s) URL")
             )
         if item.geometry is not None:
             footprint = shape(item.geometry)
         elif item.bbox is not None:
             footprint = box(*item.bbox[:2], *item.bbox[-2:])
         else:
-            raise InvalidInputError(f"{path.name}, item {item.id}: no geometry or bbox")
+            raise InvalidInputError(f"{label}, item {item.id}: no geometry or bbox")
         gsd = item.properties.get("gsd")
         when = item.properties.get("datetime")
         scenes.append(Scene(href, footprint, bands, float(gsd) if gsd else None, when))
     return scenes
+
+
+def search_scenes(url: str, area: BaseGeometry | None, remote: RemoteSettings) -> list[Scene]:
+    """The scenes of the Items a STAC API search finds over ``area``."""
+    from sanchari_processes.aoi.stac_api import search_items
+
+    if area is None:
+        raise InvalidInputError("a STAC API search needs the area to search over")
+    items = search_items(url, area, remote)
+    return items_scenes(items, url, f"STAC API search {url[:200]}", remote, local=False)
 
 
 def url_scene(url: str, remote: RemoteSettings) -> Scene:

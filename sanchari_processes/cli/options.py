@@ -193,7 +193,8 @@ imagery = option(
     multiple=True,
     metavar="SOURCE",
     help="With --aoi (repeatable): a folder of GeoTIFFs, a STAC ItemCollection (.json), a "
-    "text file of COG URLs, or one COG URL.",
+    "text file of COG URLs, one COG URL, or a STAC API item search URL searched over the AOI "
+    "('https://host/v1/search?collections=C&datetime=D1/D2').",
 )
 resume = option(
     "--resume",

@@ -37,7 +37,9 @@ def check_aoi_args(args: AoiArgs, inputs: tuple[Path, ...], others: dict[str, ob
     if inputs:
         raise click.UsageError("give INPUT rasters or --aoi with --imagery, not both")
     if not args.imagery:
-        raise click.UsageError("--aoi needs --imagery (a folder, an ItemCollection or COG URLs)")
+        raise click.UsageError(
+            "--aoi needs --imagery (a folder, an ItemCollection, COG URLs or a STAC API search)"
+        )
     given = [name for name, value in others.items() if value]
     if given:
         raise click.UsageError(f"{given[0]} does not apply to --aoi runs")
@@ -62,7 +64,7 @@ def predict_aoi(args: AoiArgs, engine: EngineArgs, inputs: tuple[Path, ...], oth
     options = engine.engine_options()
     metadata = read_metadata(options.weights)
     remote = remote_settings()
-    scenes = find_scenes(args.imagery, remote)
+    scenes = find_scenes(args.imagery, remote, area)
     plan = plan_aoi(
         area, scenes, metadata.gsd_m, block_m=args.block_m, margin_m=args.margin_m, crs=crs
     )

@@ -36,7 +36,7 @@ from sanchari_processes.inputs import (
     validate,
 )
 from sanchari_processes.results import OUTPUTS, OutputKind
-from sanchari_processes.service.aoi_job import AOI_INPUT, AoiJob, plan_aoi_job
+from sanchari_processes.service.aoi_job import AOI_INPUT, IMAGERY_INPUT, AoiJob, plan_aoi_job
 from sanchari_processes.service.jobs import ROADS_ONLY, RoadJob
 from sanchari_processes.service.models import MODEL_ID_PATTERN, ModelStore, check_model_id
 from sanchari_processes.service.settings import ProcessSettings
@@ -104,11 +104,14 @@ class SanchariProcessor(BaseProcessor):
         return ProcessSettings.from_mapping(processor_def, self.default_sources)
 
     def process_inputs(self) -> dict[str, InputSpec]:
-        """The imagery sources' inputs, ``aoi`` with a catalogue, the engine options and, with a
-        models folder, ``model``."""
+        """The imagery sources' inputs, ``aoi`` with a catalogue or STAC (and ``imagery`` with
+        STAC), the engine options and, with a models folder, ``model``."""
         inputs = {**source_inputs(self.sources), **engine_inputs()}
-        if any(s.name == "catalogue" for s in self.sources):
+        names = {s.name for s in self.sources}
+        if names & {"catalogue", "stac"}:
             inputs["aoi"] = AOI_INPUT
+        if "stac" in names:
+            inputs["imagery"] = IMAGERY_INPUT
         if self.models is not None:
             inputs["model"] = MODEL_INPUT
         return inputs
@@ -167,6 +170,8 @@ class SanchariProcessor(BaseProcessor):
             engine = replace(engine, weights=self.model_weights(inputs["model"]))
         if "aoi" in inputs:
             return self._prepare_aoi(inputs, job_id, job_dir, outputs, engine)
+        if "imagery" in inputs:
+            raise InvalidInputError("input 'imagery' applies with 'aoi' only")
         source = choose(self.sources, inputs)
         plan = source.plan(inputs)
         stage = getattr(plan, "stage", None)
@@ -195,7 +200,7 @@ class SanchariProcessor(BaseProcessor):
         catalogue = next(
             (s.catalogue for s in self.sources if isinstance(s, CatalogueSource)), None
         )
-        plan, media = plan_aoi_job(inputs, catalogue, engine, outputs)
+        plan, media = plan_aoi_job(inputs, catalogue, engine, outputs, self.settings.remote)
         return AoiJob(
             job_id=job_id,
             process_id=self.process_id,
@@ -205,6 +210,7 @@ class SanchariProcessor(BaseProcessor):
             engine=engine,
             job_dir=job_dir,
             media_type=media,
+            remote=self.settings.remote,
         )
 
     def needs_network(self, job: RoadJob | AoiJob) -> bool:

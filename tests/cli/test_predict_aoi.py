@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from tests.aoi_fixtures import write_aoi, write_scenes
 from tests.cli_fixtures import run
+from tests.stac_api_fixtures import stac_api
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,8 @@ def _no_imagery(args: list[str], d: Path) -> None:
             _write_then_set(4, "items.json", '{"type": "FeatureCollection", "features": [1]}'),
             "not a STAC ItemCollection",
         ),
+        (_set(4, "http://127.0.0.1:9/v1/search"), "STAC API search .*not a public"),
+        (_set(4, "http://127.0.0.1:9/v1/search?query=x"), "parameter 'query' is not supported"),
         (lambda a, d: a.extend(["--mask-out", "m.tif"]), "--mask-out does not apply to --aoi"),
         (lambda a, d: a.insert(1, "scene.tif"), "INPUT rasters or --aoi"),
         (_no_imagery, "--aoi needs --imagery"),
@@ -112,3 +116,30 @@ def test_predict_without_inputs_or_aoi_says_what_is_missing(
     assert code == 2 and "missing INPUT rasters" in err
     code, _, err = run(capsys, "predict", "a.tif", "-o", "x.geojson", "--resume")
     assert code == 2 and "apply to --aoi runs only" in err
+
+
+def test_predict_aoi_over_a_stac_api_search_equals_the_folder_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, district: tuple[Path, Path],
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The tiny model cut at 0.55 draws a few lines of noise: what the scenes' pixels give."""
+    folder_out, search_out = tmp_path / "folder.geojson", tmp_path / "search.geojson"
+    args = aoi_args(district, folder_out, tiny_checkpoint, "--threshold", "0.55")
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    monkeypatch.setenv("SANCHARI_REMOTE_ALLOW", "127.0.0.1")
+    with stac_api(district[1]) as (url, api):
+        args[4] = f"{url}/search?collections=scenes&datetime=2024-01-01T00:00:00Z/.."
+        args[6] = str(search_out)
+        code, _, err = run(capsys, *args)
+    assert code == 0, err
+    assert "over 4 scene(s)" in err
+    assert any(p.startswith("/cogs/") for p in api.requests)
+    by_search, by_folder = (json.loads(p.read_text()) for p in (search_out, folder_out))
+    assert by_search["features"] and by_search["features"] == by_folder["features"]
+
+    monkeypatch.delenv("SANCHARI_REMOTE_ALLOW")
+    with stac_api(district[1]) as (url, api):
+        args[4] = f"{url}/search"
+        code, _, err = run(capsys, *args)
+    assert code == 1 and err.strip().startswith("error: STAC API search") and api.requests == []

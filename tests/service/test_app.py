@@ -58,6 +58,7 @@ def test_describe_process(client: FlaskClient) -> None:
         "simplify_m",
         "model",
         "aoi",
+        "imagery",
     }
     assert desc["inputs"]["latitude"]["schema"]["maximum"] == 90
     assert {"async-execute", "dismiss"} <= set(desc["jobControlOptions"])

@@ -3,6 +3,7 @@ its progress in the status, the stitched GeoPackage by reference; clear 4xx for 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 
 from sanchari_processes.service import aoi_job
 from tests.service_fixtures import utm_point, wait_for_job
+from tests.stac_api_fixtures import stac_api
 
 EXECUTE = "/processes/road-extraction/execution"
 ASYNC = {"Prefer": "respond-async"}
@@ -130,3 +132,75 @@ def test_an_aoi_job_on_the_dask_executor_spreads_its_blocks(
         assert len(list((folder / "roads.gpkg.blocks").glob("x*.json"))) >= 4
     finally:
         app.extensions["sanchari.manager"].shutdown()
+
+
+def _finish(client: FlaskClient, body: dict) -> dict:
+    r = client.post(EXECUTE, json=body, headers=ASYNC)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return wait_for_job(client, r.get_json()["jobID"], timeout=60)
+
+
+def test_an_aoi_over_a_stac_api_search_or_an_item_collection(
+    client: FlaskClient, catalogue_dir: Path
+) -> None:
+    describe = client.get("/processes/road-extraction").get_json()
+    assert "imagery" in describe["inputs"]
+    area = polygon(10, 10, 240, 240)
+    with stac_api(catalogue_dir) as (url, api):
+        search = {"href": f"{url}/search?collections=scenes"}
+        status = _finish(
+            client, {"inputs": {"aoi": area, "imagery": search}, "outputs": ROADS_GPKG}
+        )
+        assert status["status"] == "successful", status
+        assert any(p.startswith("/search?") and "bbox=" in p for p in api.requests)
+        assert any(p.startswith("/cogs/utm.tif") for p in api.requests)  # only the scene met
+        assert not any(p.startswith("/cogs/paris.tif") for p in api.requests)
+        inline = {"type": "FeatureCollection", "features": api.items}
+        api.requests.clear()
+        status = _finish(
+            client, {"inputs": {"aoi": area, "imagery": inline}, "outputs": ROADS_GPKG}
+        )
+        assert status["status"] == "successful", status
+        assert api.requests and not any(p.startswith("/search") for p in api.requests)
+        static = {"href": f"{url}/collection.json"}
+        status = _finish(
+            client, {"inputs": {"aoi": area, "imagery": static}, "outputs": ROADS_GPKG}
+        )
+        assert status["status"] == "successful", status
+        assert "/collection.json" in api.requests
+        # read once the job is accepted: a search that finds nothing fails the job with a 400
+        empty = {"href": f"{url}/search?collections=other"}
+        status = _finish(client, {"inputs": {"aoi": area, "imagery": empty}, "outputs": ROADS_GPKG})
+    assert status["status"] == "failed" and "no items over the area" in status["message"]
+
+
+def _local_asset(items: list[dict], folder: Path) -> dict:
+    item = json.loads(json.dumps(items[0]))
+    item["assets"]["visual"]["href"] = str(folder / "utm.tif")
+    return {"type": "FeatureCollection", "features": [item]}
+
+
+@pytest.mark.parametrize(
+    ("imagery", "aoi", "words"),
+    [
+        ({"href": "http://127.0.0.1:9/search"}, False, "applies with 'aoi' only"),
+        ({"href": "http://127.0.0.1:9/search?bbox=1,2,3,4"}, True, "parameter 'bbox'"),
+        ({"href": "http://10.0.0.1/v1/search"}, True, "not a public internet address"),
+        ({"href": "file:///etc/passwd"}, True, "only http(s) URLs"),
+        ({"type": "FeatureCollection", "features": [{"type": "Feature"}]}, True, "ItemCollection"),
+        (None, True, "not at an http(s) URL"),
+        ({"href": "x", "features": []}, True, "'imagery'"),
+    ],
+)
+def test_bad_imagery_is_a_400(
+    client: FlaskClient, catalogue_dir: Path, imagery: dict | None, aoi: bool, words: str
+) -> None:
+    if imagery is None:  # an Item whose asset is a file on the server
+        with stac_api(catalogue_dir) as (_, api):
+            imagery = _local_asset(api.items, catalogue_dir)
+    inputs: dict = {"imagery": imagery}
+    if aoi:
+        inputs["aoi"] = polygon(10, 10, 240, 240)
+    r = client.post(EXECUTE, json={"inputs": inputs, "outputs": ROADS_GPKG}, headers=ASYNC)
+    assert r.status_code == 400, r.get_data(as_text=True)
+    assert words in r.get_json()["description"]
