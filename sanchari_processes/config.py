@@ -46,6 +46,10 @@ DEFAULT_OVERLAP = 0.25
 CUDA_BATCH_SIZE = 8
 
 
+#: The most STAC Items one AOI run may read (a search or an ItemCollection); more is refused.
+MAX_STAC_ITEMS = 500
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How the segmentation model is run over an image."""

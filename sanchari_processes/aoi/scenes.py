@@ -29,16 +29,10 @@ from shapely.geometry.base import BaseGeometry
 from sanchari_processes.errors import InvalidInputError, SanchariError
 from sanchari_processes.sources.remote import check_href, is_http_url, open_remote, probe_remote
 from sanchari_processes.sources.settings import RemoteSettings
+from sanchari_processes.sources.stac import STAC_ERRORS
 
 #: Largest ItemCollection or URL list read (bytes).
 MAX_LIST_BYTES = 50 * 1024 * 1024
-#: What pystac raises for JSON that is not the STAC it expects (not one exception tree).
-STAC_ERRORS = (
-    pystac.STACError,
-    pystac.STACTypeError,
-    pystac.errors.RequiredPropertyMissing,
-    pystac.errors.ExtensionTypeError,
-)
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,16 @@ from pystac_client.stac_api_io import StacApiIO
 from requests.adapters import BaseAdapter
 from shapely.geometry.base import BaseGeometry
 
-from sanchari_processes.aoi.scenes import MAX_LIST_BYTES, STAC_ERRORS, parse_item_collection
+from sanchari_processes.aoi.scenes import MAX_LIST_BYTES, parse_item_collection
+from sanchari_processes.config import MAX_STAC_ITEMS
 from sanchari_processes.errors import InvalidInputError, SanchariError
 from sanchari_processes.netguard import BlockedURLError, check_url, request
 from sanchari_processes.sources.remote import is_http_url
 from sanchari_processes.sources.settings import RemoteSettings
+from sanchari_processes.sources.stac import STAC_ERRORS
 
 #: Most Items one search may match (more: narrow it by ``datetime`` or ``collections``).
-MAX_SEARCH_ITEMS = 500
+MAX_SEARCH_ITEMS = MAX_STAC_ITEMS
 #: Largest page (or landing page) read from the API (bytes).
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 #: Query parameters of the search URL passed on to the API.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sanchari_processes.config import MAX_STAC_ITEMS
 from sanchari_processes.errors import InvalidInputError, RequestTooLargeError, SanchariError
 from sanchari_processes.inputs import IMAGE_REF, InputSpec, RequestOptions
 from sanchari_processes.results import GPKG, MANIFEST, OUTPUTS
@@ -55,7 +56,7 @@ AOI_INPUT = InputSpec(
     accepts={"type": "object", **_GEOJSON_TYPES},
 )
 #: Most Items an ItemCollection sent as ``imagery`` may hold (as many as a search may find).
-MAX_IMAGERY_ITEMS = 500
+MAX_IMAGERY_ITEMS = MAX_STAC_ITEMS
 _ITEM_COLLECTION: dict[str, Any] = {
     "type": "object",
     "required": ["type", "features"],

@@ -35,6 +35,13 @@ from sanchari_processes.sources.cog import RemotePlan, remote_plan_inputs
 from sanchari_processes.sources.remote import Bbox, is_http_url
 from sanchari_processes.sources.settings import RemoteSettings
 
+#: What pystac raises for JSON that is not the STAC it expects (not one exception tree).
+STAC_ERRORS = (
+    pystac.STACError,
+    pystac.STACTypeError,
+    pystac.errors.RequiredPropertyMissing,
+    pystac.errors.ExtensionTypeError,
+)
 #: ``image.type`` values that say "this is a STAC Item".
 STAC_TYPES = ("application/geo+json", "application/json")
 #: Largest STAC Item read (bytes).
@@ -132,7 +139,7 @@ def fetch_item(href: str, settings: RemoteSettings) -> tuple[pystac.Item, str]:
         if not isinstance(data, dict) or data.get("type") != "Feature":
             raise ValueError("not a Feature")
         item = pystac.Item.from_dict(data, href=response.url, migrate=True)
-    except (ValueError, TypeError, KeyError, pystac.STACError):
+    except (ValueError, TypeError, KeyError, *STAC_ERRORS):
         raise InvalidInputError("input 'image': the href is not a STAC Item (JSON)") from None
     return item, response.url
 
