@@ -7,11 +7,14 @@ process was gone, and after a restart on the same jobs folder what became of the
 that were queued (run again). For the scheduler (``dask scheduler`` and two ``dask worker``
 processes on 127.0.0.1, killed with SIGKILL mid-job and started again at the same address): how
 many of the jobs submitted before ended successful, failed or otherwise, what the running ones
-said meanwhile, and the outcome of jobs submitted after the restart.
+said meanwhile, and the outcome of jobs submitted after the restart. The same for a PostgreSQL
+restart (``--fault postgres``) and for 100 concurrent clients reading ``/``, ``/processes``,
+``/jobs`` and ``/conformance`` while the jobs run (``--fault clients``: latency p50/p99).
 
     python benchmarks/bench_service_faults.py                    # both
     python benchmarks/bench_service_faults.py --fault scheduler --jobs 4 --window 1024
     python benchmarks/bench_service_faults.py --fault postgres --jobs-db URL --pg-data DIR
+    python benchmarks/bench_service_faults.py --fault clients --jobs-db URL   # 100 clients
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -92,7 +96,7 @@ def cluster_fault(
     jobs: int,
     weights: str | None,
     jobs_db: str | None,
-    disturb: Callable[[OwnCluster], str],
+    disturb: Callable[[OwnCluster, str], str],
 ) -> None:
     """``jobs`` jobs on a cluster of two workers, ``disturb`` called mid-job (it says what it
     did); then every job's outcome, what they said meanwhile, and two more jobs after it.
@@ -118,7 +122,7 @@ def cluster_fault(
             before = collections.Counter(
                 requests.get(f"{url}/jobs/{i}", timeout=30).json()["status"] for i in ids
             )
-            what = disturb(cluster)
+            what = disturb(cluster, url)
             during = collections.Counter(_said(url, i) for i in ids)
             outcome = collections.Counter(wait_job(url, i)["status"] for i in ids)
             after = [submit(url, inputs).json()["jobID"] for _ in range(2)]
@@ -142,11 +146,11 @@ def _said(url: str, job_id: str) -> str:
     return f"HTTP {answer.status_code}: {body.get('title') or body.get('description')}"
 
 
-def restart_scheduler(outage_s: float) -> Callable[[OwnCluster], str]:
+def restart_scheduler(outage_s: float) -> Callable[[OwnCluster, str], str]:
     """Kill the scheduler and its workers, start them again at the same address after
     ``outage_s`` (as a supervisor would)."""
 
-    def disturb(cluster: OwnCluster) -> str:
+    def disturb(cluster: OwnCluster, _url: str) -> str:
         cluster.kill()
         time.sleep(outage_s)
         cluster.start()
@@ -155,10 +159,10 @@ def restart_scheduler(outage_s: float) -> Callable[[OwnCluster], str]:
     return disturb
 
 
-def restart_postgres(pg_data: str) -> Callable[[OwnCluster], str]:
+def restart_postgres(pg_data: str) -> Callable[[OwnCluster, str], str]:
     """``pg_ctl restart -m fast`` of the job store's PostgreSQL (run as its owner)."""
 
-    def disturb(_cluster: OwnCluster) -> str:
+    def disturb(_cluster: OwnCluster, _url: str) -> str:
         pg_ctl = Path(shutil.which("pg_ctl") or _pg_ctl())
         cmd = [str(pg_ctl), "-D", pg_data, "-w", "-t", "60", "restart", "-m", "fast"]
         cmd += ["-l", str(Path(pg_data).parent / "restart.log")]
@@ -166,6 +170,35 @@ def restart_postgres(pg_data: str) -> Callable[[OwnCluster], str]:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return "PostgreSQL restarted (pg_ctl restart -m fast)"
+
+    return disturb
+
+
+def many_clients(clients: int, requests_each: int) -> Callable[[OwnCluster, str], str]:
+    """``clients`` concurrent clients, each ``requests_each`` GETs over the landing page, the
+    process list, the job list and the conformance page; latency percentiles and codes."""
+    paths = ("/", "/processes", "/jobs", "/conformance")
+
+    def one_client(url: str, index: int) -> list[tuple[float, int]]:
+        timings = []
+        with requests.Session() as session:
+            for n in range(requests_each):
+                started = time.monotonic()
+                code = session.get(url + paths[(index + n) % len(paths)], timeout=60).status_code
+                timings.append((time.monotonic() - started, code))
+        return timings
+
+    def disturb(_cluster: OwnCluster, url: str) -> str:
+        with ThreadPoolExecutor(clients) as pool:
+            done = list(pool.map(lambda i: one_client(url, i), range(clients)))
+        seconds = sorted(t for timings in done for t, _ in timings)
+        codes = collections.Counter(code for timings in done for _, code in timings)
+        p50, p99 = (seconds[min(len(seconds) - 1, int(q * len(seconds)))] for q in (0.5, 0.99))
+        return (
+            f"{clients} clients x {requests_each} GETs on {', '.join(paths)} "
+            f"(HTTP {dict(codes)}; p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {seconds[-1] * 1000:.0f} ms)"
+        )
 
     return disturb
 
@@ -183,13 +216,15 @@ def main() -> int:
     parser.add_argument("--weights", help="checkpoint (default: the shipped model)")
     parser.add_argument(
         "--fault",
-        choices=("signals", "scheduler", "postgres", "all"),
+        choices=("signals", "scheduler", "postgres", "clients", "all"),
         default="all",
         help="which faults",
     )
     parser.add_argument("--jobs", type=int, default=4, help="jobs running at the scheduler fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds without a scheduler")
     parser.add_argument("--jobs-db", help="postgresql:// URL of an empty database (else SQLite)")
+    parser.add_argument("--clients", type=int, default=100, help="concurrent clients (clients)")
+    parser.add_argument("--requests", type=int, default=10, help="GETs per client (clients)")
     parser.add_argument("--pg-data", help="that database's data folder (for --fault postgres)")
     args = parser.parse_args()
     faults = []
@@ -199,12 +234,14 @@ def main() -> int:
         faults.append(restart_postgres(args.pg_data))
     elif args.fault == "postgres":
         parser.error("--fault postgres needs --jobs-db and --pg-data")
+    if args.fault in ("clients", "all"):
+        faults.append(many_clients(args.clients, args.requests))
     for disturb in faults:
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:
             folder = Path(tmp)
             write_scene(folder / "catalogue" / "scene.tif", args.window)
             cluster_fault(folder, args.jobs, args.weights, args.jobs_db, disturb)
-    if args.fault in ("scheduler", "postgres"):
+    if args.fault in ("scheduler", "postgres", "clients"):
         return 0
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with tempfile.TemporaryDirectory(prefix="sanchari-faults-") as tmp:

@@ -54,7 +54,7 @@ from sanchari_processes.inference.sliding import count_patches  # noqa: E402
 from tests.synthetic import TILED, write_geotiff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_flags, load_note, warn_if_busy  # noqa: E402
+from machine import cpu_flags, load_note, settle, warn_if_busy  # noqa: E402
 
 VIEWS = {"none": 1, "flip4": 4, "d4": 8}
 SEED_PATCH, SEED_STRIDE = 512, 256
@@ -188,22 +188,24 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
     seed_best = float("inf")
     ours_best = {precision: float("inf") for precision in precisions}
     seed_prob = None
-    loads: list[float] = []
+    starts: list[float] = []  # the load average as each timed run began
     print(f"\n== {image.shape[1]}x{image.shape[2]} mosaic, tta flip4, {args.rounds} rounds")
     for round_ in range(1, args.rounds + 1):
-        before = os.getloadavg()[0]
+        before = settle(args.settle) if args.settle else os.getloadavg()[0]
         seed_prob, seed_s, seed_passes = seed_loop(image, args.weights)
-        middle = os.getloadavg()[0]
-        loads += [before, middle]
+        after = os.getloadavg()[0]
+        starts.append(before)
         seed_best = min(seed_best, seed_s)
-        line = f"round {round_}: seed {seed_s:.1f} s (load {before:.2f} -> {middle:.2f})"
+        line = f"round {round_}: seed {seed_s:.1f} s (load {before:.2f} -> {after:.2f})"
         for precision, (cmd, _, _) in cmds.items():
+            before = settle(args.settle) if args.settle else os.getloadavg()[0]
+            starts.append(before)
             ours = run(cmd)
             after = os.getloadavg()[0]
-            loads.append(after)
             ours_best[precision] = min(ours_best[precision], ours["wall"])
-            line += f", sanchari {precision} {ours['wall']:.1f} s (load -> {after:.2f})"
-            middle = after
+            line += (
+                f", sanchari {precision} {ours['wall']:.1f} s (load {before:.2f} -> {after:.2f})"
+            )
         print(line, flush=True)
     print(f"best of {args.rounds}, threshold {threshold:.2f}:")
     print(
@@ -233,7 +235,7 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
             f"  masks: {agree['a_near_b']:.1%} of the seed's road pixels within 2 px of ours, "
             f"{agree['b_near_a']:.1%} of ours within 2 px of the seed's; IoU {agree['iou']:.3f}"
         )
-    warn_if_busy(loads)
+    warn_if_busy(starts)
 
 
 def backend_speeds(args: argparse.Namespace, work: Path, raster: Path, gsd_m: float) -> None:
@@ -305,6 +307,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096, help="mosaic side for the comparison")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved seed/ours rounds")
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=300.0,
+        help="before each timed run wait up to this many seconds for load < 0.3 (0: do not)",
+    )
+    parser.add_argument(
         "--precision",
         nargs="+",
         default=["auto"],
@@ -335,7 +343,6 @@ def main() -> None:
         if not args.skip_rss:
             peak_rss(args, work)
     print(f"\nafter: {load_note()}")
-    warn_if_busy([os.getloadavg()[0]])
 
 
 if __name__ == "__main__":

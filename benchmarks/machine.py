@@ -4,6 +4,7 @@ average, and a loud warning when the machine was not idle (then no timing is a r
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 #: Below this 1-minute load average a machine counts as idle.
@@ -34,7 +35,8 @@ def load_note() -> str:
 
 
 def warn_if_busy(loads: list[float]) -> None:
-    """A loud warning when any load average seen during the runs was not idle."""
+    """A loud warning when a timed run began on a machine that was not idle (``loads``: the
+    1-minute load average as each began; a run's own load shows only after it)."""
     if max(loads) >= IDLE_LOAD:
         line = "!" * 78
         print(
@@ -42,3 +44,13 @@ def warn_if_busy(loads: list[float]) -> None:
             f"idle is < {IDLE_LOAD}):\nthese timings are NOT results; rerun on an idle "
             f"machine.\n{line}"
         )
+
+
+def settle(max_wait_s: float = 300.0) -> float:
+    """Wait (at most ``max_wait_s``) for the 1-minute load average to fall under
+    :data:`IDLE_LOAD`, so that each timed run starts idle and not in the wake of the one
+    before; returns the load average it starts at."""
+    deadline = time.monotonic() + max_wait_s
+    while os.getloadavg()[0] >= IDLE_LOAD and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
