@@ -168,8 +168,17 @@ class SanchariProcessor(BaseProcessor):
         engine = self.settings.engine
         if "model" in inputs:
             engine = replace(engine, weights=self.model_weights(inputs["model"]))
+        # what every job records, whichever kind it is
+        common: dict[str, Any] = {
+            "job_id": job_id,
+            "process_id": self.process_id,
+            "parameters": copy.deepcopy(recorded(inputs)),
+            "options": RequestOptions.parse(inputs),
+            "engine": engine,
+            "job_dir": job_dir,
+        }
         if "aoi" in inputs:
-            return self._prepare_aoi(inputs, job_id, job_dir, outputs, engine)
+            return self._prepare_aoi(inputs, outputs, common)
         if "imagery" in inputs:
             raise InvalidInputError("input 'imagery' applies with 'aoi' only")
         source = choose(self.sources, inputs)
@@ -177,41 +186,21 @@ class SanchariProcessor(BaseProcessor):
         stage = getattr(plan, "stage", None)
         if stage is not None:  # data sent in the request: into the job's folder
             plan = stage(job_dir)
-        return RoadJob(
-            job_id=job_id,
-            process_id=self.process_id,
-            parameters=copy.deepcopy(recorded(inputs)),
-            options=RequestOptions.parse(inputs),
-            plan=plan,
-            engine=engine,
-            job_dir=job_dir,
-            outputs=outputs,
-        )
+        return RoadJob(plan=plan, outputs=outputs, **common)
 
     def _prepare_aoi(
         self,
         inputs: dict[str, Any],
-        job_id: str,
-        job_dir: Path,
         outputs: tuple[tuple[str, str], ...],
-        engine: Any,
+        common: dict[str, Any],
     ) -> AoiJob:
         """An ``aoi`` request: its blocks over the catalogue (see :mod:`.aoi_job`)."""
         catalogue = next(
             (s.catalogue for s in self.sources if isinstance(s, CatalogueSource)), None
         )
-        plan, media = plan_aoi_job(inputs, catalogue, engine, outputs, self.settings.remote)
-        return AoiJob(
-            job_id=job_id,
-            process_id=self.process_id,
-            parameters=copy.deepcopy(recorded(inputs)),
-            options=RequestOptions.parse(inputs),
-            plan=plan,
-            engine=engine,
-            job_dir=job_dir,
-            media_type=media,
-            remote=self.settings.remote,
-        )
+        remote = self.settings.remote
+        plan, media = plan_aoi_job(inputs, catalogue, common["engine"], outputs, remote)
+        return AoiJob(plan=plan, media_type=media, remote=remote, **common)
 
     def needs_network(self, job: RoadJob | AoiJob) -> bool:
         return bool(getattr(job.plan, "needs_network", False))
