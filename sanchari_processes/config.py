@@ -9,6 +9,7 @@ resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 TTAMode = Literal["none", "flip4", "d4"]
@@ -119,6 +120,10 @@ class VectorizeConfig:
     tile_size: int = 4096
     tile_overlap: int = 256
     progress: bool = False
+    #: Where the graph code keeps its compiled machine code between runs (~4 s a command);
+    #: ``None``: compiled anew in each process. Enabled when the first graph is built, so a
+    #: command's first patch does not wait for the compiler's libraries to load.
+    jit_cache: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:

@@ -99,15 +99,12 @@ def build_engine(options: EngineOptions) -> Engine:
     """Predictor plus vectorizer settings, with the checkpoint's threshold unless overridden."""
     predictor = build_predictor(options)
     threshold = predictor.metadata.threshold if options.threshold is None else options.threshold
-    enable_jit_cache(_cache_dir(options.cache_dir))
-    return Engine(predictor, VectorizeConfig(threshold=threshold, simplify_m=options.simplify_m))
-
-
-def enable_jit_cache(cache_dir: Path) -> None:
-    """Keep the skeleton-graph code's compiled machine code between runs (~4 s a command)."""
-    from sanchari_processes.vectorize.graph import enable_jit_cache as enable
-
-    enable(cache_dir / "numba")
+    vectorize = VectorizeConfig(
+        threshold=threshold,
+        simplify_m=options.simplify_m,
+        jit_cache=_cache_dir(options.cache_dir) / "numba",
+    )
+    return Engine(predictor, vectorize)
 
 
 def _open_runner(spec: RunnerSpec, *, fallback: bool) -> Runner:

@@ -46,5 +46,5 @@ def provenance(predictor: Any, source: Any, vcfg: VectorizeConfig) -> dict:
             "precision": icfg.precision,
             "arithmetic": getattr(predictor.runner, "arithmetic", None),
         },
-        "vectorize": {k: v for k, v in asdict(vcfg).items() if k != "progress"},
+        "vectorize": {k: v for k, v in asdict(vcfg).items() if k not in ("progress", "jit_cache")},
     }

@@ -29,7 +29,6 @@ from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.inference.nodata import shrink_valid
 from sanchari_processes.inference.predictor import Predictor, RemoteBlocks
 from sanchari_processes.sources.raster import RasterSource, SourceSpec
-from sanchari_processes.vectorize import vectorize_probability
 
 #: Progress callbacks receive the fraction of the work done, 0..1.
 Progress = Callable[[float], None]
@@ -260,6 +259,10 @@ def extract_roads(
     prob: ProbabilityMap, config: VectorizeConfig, progress: Progress | None = None
 ) -> dict:
     """Vectorize a probability map into a GeoJSON FeatureCollection."""
+    # imported here, not at the top: the vectorizer's libraries take a second to load, and
+    # the first patch need not wait for them
+    from sanchari_processes.vectorize import vectorize_probability
+
     tile_progress = None
     if progress is not None:
 

@@ -26,7 +26,7 @@ from sanchari_processes.config import VectorizeConfig
 from sanchari_processes.errors import InvalidInputError
 from sanchari_processes.vectorize.bridge import LineSampler, bridge_gaps
 from sanchari_processes.vectorize.geojson import graph_to_geojson
-from sanchari_processes.vectorize.graph import clean_graph
+from sanchari_processes.vectorize.graph import clean_graph, enable_jit_cache
 from sanchari_processes.vectorize.params import PixelParams
 from sanchari_processes.vectorize.tiles import Progress, build_graph
 
@@ -116,6 +116,8 @@ def vectorize_probability(
             raise InvalidInputError("gsd_m (metres per pixel) is required without a CRS")
         gsd_m = pixel_size_m(transform, crs, shape)
     params = PixelParams.from_config(config, float(gsd_m))
+    if config.jit_cache is not None:
+        enable_jit_cache(config.jit_cache)
     bar = None
     if progress is None and config.progress:
         from tqdm import tqdm

@@ -31,13 +31,22 @@ EdgeKey = tuple[int, int, int]
 _SKNW_JIT = ("mark", "idx2rc", "fill", "trace", "parse_struc")
 
 
+#: The folder the compiled code was cached in, once it was (a process has one numba cache).
+_JIT_CACHE: list[Path] = []
+
+
 def enable_jit_cache(folder: Path) -> None:
     """Cache sknw's compiled functions in ``folder`` (numba checks them against the source).
 
-    ``NUMBA_CACHE_DIR``, when set, wins. Call before the first graph is built in a process.
+    ``NUMBA_CACHE_DIR``, when set, wins. Call before the first graph is built in a process;
+    later calls change nothing.
     """
     import numba
     from sknw import sknw as sknw_module
+
+    if _JIT_CACHE:
+        return
+    _JIT_CACHE.append(folder)
 
     if not os.environ.get("NUMBA_CACHE_DIR"):
         numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ fraction of the time.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,12 +65,20 @@ def installed(backend: str) -> bool:
 
 
 def cuda_available() -> bool:
-    """Whether torch sees a CUDA device (imports torch only when it is installed with CUDA)."""
-    if not installed("torch"):
+    """Whether torch sees a CUDA device. Importing torch costs seconds, so it is skipped where
+    no NVIDIA driver is loaded (Linux); with one, or elsewhere, torch is asked."""
+    if not installed("torch") or not _nvidia_driver_possible():
         return False
     import torch
 
     return torch.cuda.is_available()
+
+
+def _nvidia_driver_possible() -> bool:
+    """False only where it is certain: a Linux system whose kernel has no NVIDIA driver."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def resolve_device(device: str) -> str:
