@@ -45,7 +45,7 @@ from sanchari_processes.settings import SHIPPED_WEIGHTS  # noqa: E402
 from tests.synthetic import TILED, write_geotiff_blocks  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import IDLE_LOAD, cpu_flags  # noqa: E402
+from machine import IDLE_LOAD, cpu_flags, settle, warn_if_busy  # noqa: E402
 
 X0, Y0, GSD = 500000.0, 4650000.0, 0.5
 
@@ -123,8 +123,12 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="A,B pairs (best of each)")
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
+    parser.add_argument(
+        "--settle", type=float, default=300.0,
+        help="wait up to this many seconds for the load to fall under 0.3 before each run (0: no)",
+    )  # fmt: skip
     args = parser.parse_args()
-    load = os.getloadavg()[0]
+    load = settle(args.settle) if args.settle else os.getloadavg()[0]
     print(f"machine: {cpu_flags()}")
     print(f"load average before: {load:.2f}")
     if load >= IDLE_LOAD and not args.force:
@@ -141,18 +145,21 @@ def main() -> None:
             f"{plan.km2:.2f} km², tta none, backend {args.backend}"
         )
         runs: dict[int, list[dict]] = {1: [], 2: []}
+        starts: list[float] = []
         for repeat in range(args.repeats):
             for workers in (1, 2):  # A, B, A, B
                 out = work / f"roads-{workers}-{repeat}.gpkg"
+                starts.append(settle(args.settle) if args.settle else os.getloadavg()[0])
                 result = one_run(plan, options, sha, workers, out)
                 runs[workers].append(result)
                 print(
                     f"  run {repeat + 1}, {workers} worker(s): {result['wall']:.1f} s end to end, "
                     f"{result['cpu_per_km2']:.0f} CPU-s/km², peak RSS per worker "
                     f"{result['peak_rss_mib']:.0f} MiB, {result['lines']} lines "
-                    f"(load {os.getloadavg()[0]:.2f})",
+                    f"(load {starts[-1]:.2f} before, {os.getloadavg()[0]:.2f} after)",
                     flush=True,
                 )
+        warn_if_busy(starts)
         best = {n: min(r["wall"] for r in runs[n]) for n in runs}
         same = all(r["features"] == runs[1][0]["features"] for n in runs for r in runs[n])
         print(

@@ -5,9 +5,10 @@ as a child process with a new cache folder: the first run is cold (OpenVINO comp
 network and numba the skeleton-graph code), the next ``--runs`` are warm (both read back from
 the cache), as a user's second command. Each run's own "first patch N s after start" line is
 read, plus the whole command's wall time; the load average is printed before and after each
-run, with a loud warning when the machine was not idle.
+run (each waits for the load to settle first), with a loud warning when the machine was not
+idle.
 
-    python benchmarks/bench_startup.py [--runs 5] [--backend auto] [--precision auto]
+    python benchmarks/bench_startup.py [--runs 5] [--backend auto] [--precision auto] [--settle 120]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from machine import cpu_flags, load_note, warn_if_busy  # noqa: E402
+from machine import cpu_flags, load_note, settle, warn_if_busy  # noqa: E402
 
 DEMO = REPO / "geotiffs" / "paris_img1447.tif"
 FIRST = re.compile(r"first patch ([0-9.]+) s after start")
@@ -50,6 +51,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm runs after the cold one")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument(
+        "--settle", type=float, default=120.0,
+        help="before each run wait up to this many seconds for load < 0.3 (0: do not)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"CPU: {cpu_flags()}")
     loads = []
@@ -57,10 +62,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sanchari-start-") as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "roads.geojson"
         for i in range(args.runs + 1):
-            before = os.getloadavg()[0]
+            before = settle(args.settle) if args.settle else os.getloadavg()[0]
             first, wall = one_run(args, cache, out)
             after = os.getloadavg()[0]
-            loads += [before, after]
+            loads.append(before)  # a run's own load shows only after it
             label = "cold" if i == 0 else f"warm {i}"
             print(
                 f"{label:7s}: first patch {first:.2f} s, whole command {wall:.2f} s "
