@@ -29,7 +29,7 @@ from affine import Affine
 
 from sanchari_processes.adapt import card as card_text
 from sanchari_processes.adapt.config import AdaptConfig
-from sanchari_processes.adapt.folds import block_folds, fold_labels
+from sanchari_processes.adapt.folds import block_folds, fold_labels, scored_labels
 from sanchari_processes.adapt.labels import (
     IGNORE,
     ROAD,
@@ -154,7 +154,9 @@ def adapt(
         block_folds(r.labels, r.grid.gsd_m, block_m=config.block_m, seed=config.seed)
         for r in regions
     ]
-    cv = _threshold_check(_fold_histograms(base_probs, regions, folds), base.metadata.threshold)
+    cv = _threshold_check(
+        _fold_histograms(base_probs, regions, folds, config.gap_m), base.metadata.threshold
+    )
     region_threshold = (
         threshold if cv["recalibrated_iou"] > cv["base_iou"] else base.metadata.threshold
     )
@@ -291,7 +293,7 @@ class _Tuner:
             config = replace(self._base.config, device="cpu", backend="torch")
             predictor = torch_predictor(loaded, config)
             for r, f in zip(self._regions, folds, strict=True):
-                scored = fold_labels(r.labels, f, 1 - fold)
+                scored = scored_labels(r.labels, f, 1 - fold, r.grid.gsd_m, self._config.gap_m)
                 if (scored != IGNORE).any():
                     held[1 - fold].append((predictor.predict(r.raw, r.valid), scored))
         hists = [_histograms(pairs) for pairs in held]
@@ -329,12 +331,14 @@ class _Tuner:
 
 
 def _fold_histograms(
-    probs: list[np.ndarray], regions: list[Region], folds: list[np.ndarray]
+    probs: list[np.ndarray], regions: list[Region], folds: list[np.ndarray], gap_m: float
 ) -> list[Hist]:
-    """Per fold, the histograms of the probabilities over that fold's labelled pixels."""
+    """Per fold, the histograms of the probabilities over the pixels its score counts (its
+    labelled pixels away from the other fold), so base and fine-tune are scored alike."""
     return [
         _histograms(
-            (p, fold_labels(r.labels, f, k)) for p, r, f in zip(probs, regions, folds, strict=True)
+            (p, scored_labels(r.labels, f, k, r.grid.gsd_m, gap_m))
+            for p, r, f in zip(probs, regions, folds, strict=True)
         )
         for k in (0, 1)
     ]
