@@ -17,10 +17,8 @@ DEFAULT_IGNORE_M = 2.0
 MAX_ROAD_WIDTH_M, MAX_IGNORE_M = 50.0, 20.0
 #: The default area: the roads' convex hull grown by this much.
 DEFAULT_AREA_MARGIN_M = 30.0
-#: Side of a fold block in metres, and the band along the blocks trained on that an out-of-fold
-#: score leaves out (a road crosses a block edge: right beside it the model has seen that road).
-DEFAULT_BLOCK_M = 256.0
-DEFAULT_GAP_M = 32.0
+#: Side of a fold block in metres.
+DEFAULT_BLOCK_M = 128.0
 #: Budget limits, minutes.
 MIN_MINUTES, MAX_MINUTES = 0.5, 120.0
 
@@ -42,7 +40,6 @@ class AdaptConfig:
     #: threshold, whichever is better) to be kept; it must also win on each fold.
     min_gain: float = 0.005
     block_m: float = DEFAULT_BLOCK_M
-    gap_m: float = DEFAULT_GAP_M
     tta: TTAMode = DEFAULT_TTA
     seed: int = 0
     lr: float = 1e-4

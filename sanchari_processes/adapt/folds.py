@@ -1,19 +1,15 @@
 """Spatial folds: the labelled area cut into square blocks, dealt into two folds.
 
 Neighbouring pixels are nearly the same example, so a random pixel split would score a
-fine-tune on what it trained on. Whole blocks (a few hundred metres) held out are a fairer test
-of whether the model learnt the region or the labelled roads themselves; but a road runs on
-across a block edge, so a block is scored only where it lies a gap away from the blocks the
-model trained on (:func:`scored_labels`): measured on the half-image protocol, blocks scored
-right up to their edge promised gains the other half of the image never saw.
+fine-tune on what it trained on. Whole blocks (a few hundred metres) held out are a fair test
+of whether the model learnt the region or the labelled roads themselves.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from sanchari_processes.adapt.config import DEFAULT_BLOCK_M, DEFAULT_GAP_M
+from sanchari_processes.adapt.config import DEFAULT_BLOCK_M
 from sanchari_processes.adapt.labels import IGNORE, ROAD
 
 
@@ -51,21 +47,4 @@ def fold_labels(labels: np.ndarray, folds: np.ndarray, fold: int) -> np.ndarray:
     """``labels`` with everything outside ``fold`` ignored."""
     out = labels.copy()
     out[folds != fold] = IGNORE
-    return out
-
-
-def scored_labels(
-    labels: np.ndarray, folds: np.ndarray, fold: int, gsd_m: float, gap_m: float = DEFAULT_GAP_M
-) -> np.ndarray:
-    """``labels`` of ``fold`` as an out-of-fold score sees them: everything within ``gap_m``
-    of the other fold (the one trained on) ignored too, unless that would leave nothing
-    labelled (then only the fold itself counts)."""
-    out = fold_labels(labels, folds, fold)
-    gap = round(gap_m / gsd_m)
-    trained = folds == 1 - fold
-    if gap <= 0 or not trained.any():
-        return out
-    near = ndimage.distance_transform_edt(~trained) <= gap
-    if (out[~near] != IGNORE).any():
-        out[near] = IGNORE
     return out

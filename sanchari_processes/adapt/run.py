@@ -29,7 +29,7 @@ from affine import Affine
 
 from sanchari_processes.adapt import card as card_text
 from sanchari_processes.adapt.config import AdaptConfig
-from sanchari_processes.adapt.folds import block_folds, fold_labels, scored_labels
+from sanchari_processes.adapt.folds import block_folds, fold_labels
 from sanchari_processes.adapt.labels import (
     IGNORE,
     ROAD,
@@ -154,9 +154,7 @@ def adapt(
         block_folds(r.labels, r.grid.gsd_m, block_m=config.block_m, seed=config.seed)
         for r in regions
     ]
-    cv = _threshold_check(
-        _fold_histograms(base_probs, regions, folds, config.gap_m), base.metadata.threshold
-    )
+    cv = _threshold_check(_fold_histograms(base_probs, regions, folds), base.metadata.threshold)
     region_threshold = (
         threshold if cv["recalibrated_iou"] > cv["base_iou"] else base.metadata.threshold
     )
@@ -293,7 +291,7 @@ class _Tuner:
             config = replace(self._base.config, device="cpu", backend="torch")
             predictor = torch_predictor(loaded, config)
             for r, f in zip(self._regions, folds, strict=True):
-                scored = scored_labels(r.labels, f, 1 - fold, r.grid.gsd_m, self._config.gap_m)
+                scored = fold_labels(r.labels, f, 1 - fold)
                 if (scored != IGNORE).any():
                     held[1 - fold].append((predictor.predict(r.raw, r.valid), scored))
         hists = [_histograms(pairs) for pairs in held]
@@ -331,14 +329,12 @@ class _Tuner:
 
 
 def _fold_histograms(
-    probs: list[np.ndarray], regions: list[Region], folds: list[np.ndarray], gap_m: float
+    probs: list[np.ndarray], regions: list[Region], folds: list[np.ndarray]
 ) -> list[Hist]:
-    """Per fold, the histograms of the probabilities over the pixels its score counts (its
-    labelled pixels away from the other fold), so base and fine-tune are scored alike."""
+    """Per fold, the histograms of the probabilities over that fold's labelled pixels."""
     return [
         _histograms(
-            (p, scored_labels(r.labels, f, k, r.grid.gsd_m, gap_m))
-            for p, r, f in zip(probs, regions, folds, strict=True)
+            (p, fold_labels(r.labels, f, k)) for p, r, f in zip(probs, regions, folds, strict=True)
         )
         for k in (0, 1)
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sanchari_processes.adapt.folds import block_folds, fold_labels, scored_labels
+from sanchari_processes.adapt.folds import block_folds, fold_labels
 from sanchari_processes.adapt.labels import IGNORE, ROAD
 
 
@@ -42,23 +42,3 @@ def test_fold_labels_ignores_the_other_fold() -> None:
     held = fold_labels(labels, folds, 1)
     assert (held[folds != 1] == IGNORE).all()
     assert np.array_equal(held[folds == 1], labels[folds == 1])
-
-
-def test_scored_labels_leave_a_gap_beside_the_fold_trained_on() -> None:
-    labels = _labels()
-    folds = block_folds(labels, 0.5, block_m=64.0, seed=3)  # 128 px blocks
-    scored = scored_labels(labels, folds, 1, 0.5, gap_m=8.0)  # 16 px
-    from scipy import ndimage
-
-    distance = ndimage.distance_transform_edt(folds != 0)
-    assert (scored[(folds == 1) & (distance <= 16)] == IGNORE).all()
-    far = (folds == 1) & (distance > 16)
-    assert np.array_equal(scored[far], labels[far])
-    assert (scored[folds != 1] == IGNORE).all()
-
-
-def test_scored_labels_keep_the_fold_when_the_gap_would_take_it_all() -> None:
-    labels = _labels()
-    folds = block_folds(labels, 0.5, block_m=64.0, seed=3)
-    scored = scored_labels(labels, folds, 1, 0.5, gap_m=500.0)
-    assert np.array_equal(scored, fold_labels(labels, folds, 1))
