@@ -128,7 +128,7 @@ def main() -> None:
         help="wait up to this many seconds for the load to fall under 0.3 before each run (0: no)",
     )  # fmt: skip
     args = parser.parse_args()
-    load = settle(args.settle) if args.settle else os.getloadavg()[0]
+    load = settle(args.settle)
     print(f"machine: {cpu_flags()}")
     print(f"load average before: {load:.2f}")
     if load >= IDLE_LOAD and not args.force:
@@ -149,7 +149,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             for workers in (1, 2):  # A, B, A, B
                 out = work / f"roads-{workers}-{repeat}.gpkg"
-                starts.append(settle(args.settle) if args.settle else os.getloadavg()[0])
+                starts.append(settle(args.settle))
                 result = one_run(plan, options, sha, workers, out)
                 runs[workers].append(result)
                 print(

@@ -62,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sanchari-start-") as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "roads.geojson"
         for i in range(args.runs + 1):
-            before = settle(args.settle) if args.settle else os.getloadavg()[0]
+            before = settle(args.settle)
             first, wall = one_run(args, cache, out)
             after = os.getloadavg()[0]
             loads.append(before)  # a run's own load shows only after it

@@ -191,14 +191,14 @@ def compare_with_seed(args: argparse.Namespace, work: Path, raster: Path, thresh
     starts: list[float] = []  # the load average as each timed run began
     print(f"\n== {image.shape[1]}x{image.shape[2]} mosaic, tta flip4, {args.rounds} rounds")
     for round_ in range(1, args.rounds + 1):
-        before = settle(args.settle) if args.settle else os.getloadavg()[0]
+        before = settle(args.settle)
         seed_prob, seed_s, seed_passes = seed_loop(image, args.weights)
         after = os.getloadavg()[0]
         starts.append(before)
         seed_best = min(seed_best, seed_s)
         line = f"round {round_}: seed {seed_s:.1f} s (load {before:.2f} -> {after:.2f})"
         for precision, (cmd, _, _) in cmds.items():
-            before = settle(args.settle) if args.settle else os.getloadavg()[0]
+            before = settle(args.settle)
             starts.append(before)
             ours = run(cmd)
             after = os.getloadavg()[0]

@@ -49,7 +49,7 @@ def warn_if_busy(loads: list[float]) -> None:
 def settle(max_wait_s: float = 300.0) -> float:
     """Wait (at most ``max_wait_s``) for the 1-minute load average to fall under
     :data:`IDLE_LOAD`, so that each timed run starts idle and not in the wake of the one
-    before; returns the load average it starts at."""
+    before; returns the load average it starts at (at once with ``max_wait_s`` 0)."""
     deadline = time.monotonic() + max_wait_s
     while os.getloadavg()[0] >= IDLE_LOAD and time.monotonic() < deadline:
         time.sleep(5)

@@ -41,11 +41,11 @@ def enable_jit_cache(folder: Path) -> None:
     ``NUMBA_CACHE_DIR``, when set, wins. Call before the first graph is built in a process;
     later calls change nothing.
     """
+    if _JIT_CACHE:
+        return
     import numba
     from sknw import sknw as sknw_module
 
-    if _JIT_CACHE:
-        return
     _JIT_CACHE.append(folder)
 
     if not os.environ.get("NUMBA_CACHE_DIR"):
