@@ -1,4 +1,4 @@
-"""int8 against fp32: held-out road IoU and how the two road masks agree, on data never seen.
+"""int8 against fp32, by TTA: held-out road IoU, mask agreement and CPU seconds per km².
 
 Prints figures; it is not a test. In one run:
 
@@ -12,11 +12,18 @@ Prints figures; it is not a test. In one run:
    ``check_paris_osm.py`` does). Road IoU at the model's threshold for each, and the share of
    each mask's road pixels within 2 px of the other's (the bar: IoU within 0.01 of fp32 and
    ≥ 95 % within 2 px).
+   Each of ``--tta`` (none, flip4, d4) in turn.
 3. Seconds per 512² forward pass of each and of ``auto`` (the default), interleaved, best of
    ``--repeats``, with the CPU's flags and the load average: only an idle machine's figures
    mean anything.
+4. The choice table: CPU seconds per km² of ``sanchari predict`` end to end (start-up, reading,
+   model, vectorizing, writing) for each TTA × precision, on a ``--size``² mosaic of CIL/EPFL
+   tiles at the model's resolution (as ``bench_vs_seed.py`` builds it), ``--rounds`` rounds of
+   every pair in turn, each run started once the load average settled under 0.3 (``--settle``),
+   best of the rounds; printed beside the held-out IoU of step 2.
 
     python benchmarks/bench_precision.py [--weights weights] [--out /tmp/sanchari-int8]
+    python benchmarks/bench_precision.py --skip-speed --rounds 2 --size 4096   # the README table
 
 The last two columns of the per-image table: the share of int8's road pixels within 2 px of
 fp32's, and of fp32's within 2 px of int8's.
@@ -38,10 +45,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_vs_seed import agreement  # noqa: E402
-from machine import cpu_flags, load_note  # noqa: E402
+from bench_vs_seed import agreement, mosaic, run, sanchari  # noqa: E402
+from machine import cpu_flags, load_note, settle, warn_if_busy  # noqa: E402
 
-from sanchari_processes.config import InferenceConfig  # noqa: E402
+from sanchari_processes.config import TTA_MODES, InferenceConfig  # noqa: E402
 from sanchari_processes.engine.build import EngineOptions, build_predictor  # noqa: E402
 from sanchari_processes.inference.metadata import checkpoint_paths, read_metadata  # noqa: E402
 
@@ -135,20 +142,22 @@ def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return float((mask & truth).sum() / max(1, (mask | truth).sum()))
 
 
-def quality(weights: Path, args: argparse.Namespace) -> dict[str, dict[str, np.ndarray]]:
+#: ``{(tta, precision): {held-out set: pooled road IoU}}``, filled by :func:`quality`.
+IoUs = dict[tuple[str, str], dict[str, float]]
+
+
+def quality(weights: Path, args: argparse.Namespace, tta: str, ious: IoUs) -> None:
     """Each precision's road mask per held-out image; prints IoU and agreement."""
     threshold = read_metadata(weights).threshold
     masks: dict[str, dict[str, np.ndarray]] = {}
     truths: dict[str, np.ndarray] = {}
     for precision in PRECISIONS:
-        config = InferenceConfig(
-            tta=args.tta, device="cpu", backend="openvino", precision=precision
-        )
+        config = InferenceConfig(tta=tta, device="cpu", backend="openvino", precision=precision)
         predictor = build_predictor(EngineOptions(weights, config, cache_dir=args.out / "cache"))
         results = [*deepglobe(predictor, args.data), paris(predictor, args.shared)]
         masks[precision] = {name: prob > threshold for name, prob, _ in results}
         truths.update({name: truth.astype(bool) for name, _, truth in results})
-    print(f"\n== held-out road IoU at threshold {threshold:.2f}, tta {args.tta}")
+    print(f"\n== held-out road IoU at threshold {threshold:.2f}, tta {tta}")
     head = ("fp32", "int8", "diff")
     print(f"{'image':22s}" + "".join(f"{h:>8s}" for h in head) + f"{'in 2 px':>10s}" * 2)
     for name, truth in truths.items():
@@ -161,20 +170,61 @@ def quality(weights: Path, args: argparse.Namespace) -> dict[str, dict[str, np.n
         )
     deepglobe_names = [n for n in truths if n.startswith("deepglobe/")]
     for label, names in (("deepglobe (pooled)", deepglobe_names), ("paris (OSM)", ["paris (OSM)"])):
-        ious = {}
+        pooled = {}
         for precision in PRECISIONS:
             inter = sum(int((masks[precision][n] & truths[n]).sum()) for n in names)
             union = sum(int((masks[precision][n] | truths[n]).sum()) for n in names)
-            ious[precision] = inter / max(1, union)
+            pooled[precision] = inter / max(1, union)
+            ious.setdefault((tta, precision), {})[label] = pooled[precision]
         both = [agreement(masks["fp32"][n], masks["int8"][n]) for n in names]
         near = min(min(x["a_near_b"], x["b_near_a"]) for x in both)
-        ok = abs(ious["int8"] - ious["fp32"]) <= 0.01 and near >= 0.95
+        ok = abs(pooled["int8"] - pooled["fp32"]) <= 0.01 and near >= 0.95
         print(
-            f"{label}: fp32 {ious['fp32']:.4f}, int8 {ious['int8']:.4f} "
-            f"({ious['int8'] - ious['fp32']:+.4f}); masks within 2 px (worse side) {near:.1%}: "
-            f"{'PASSES' if ok else 'FAILS'} the bar (IoU within 0.01, >= 95 % within 2 px)"
+            f"{label}: fp32 {pooled['fp32']:.4f}, int8 {pooled['int8']:.4f} "
+            f"({pooled['int8'] - pooled['fp32']:+.4f}); masks within 2 px (worse side) "
+            f"{near:.1%}: {'PASSES' if ok else 'FAILS'} the bar (IoU within 0.01, >= 95 % within "
+            "2 px)"
         )
-    return masks
+
+
+def choices(weights: Path, args: argparse.Namespace, ious: IoUs) -> None:
+    """CPU s/km² of ``sanchari predict`` end to end per TTA × precision, beside held-out IoU."""
+    gsd_m = read_metadata(weights).gsd_m
+    raster = args.out / f"mosaic-{args.size}.tif"
+    if not raster.is_file():
+        args.out.mkdir(parents=True, exist_ok=True)
+        mosaic(args.data, args.size, gsd_m, raster)
+    km2 = (args.size * gsd_m) ** 2 / 1e6
+    pairs = [(tta, precision) for tta in args.tta for precision in PRECISIONS]
+    best: dict[tuple[str, str], dict[str, float]] = {}
+    loads = []
+    print(f"\n== sanchari predict end to end, {args.size}² at {gsd_m} m ({km2:.2f} km²)")
+    for round_ in range(args.rounds):
+        for tta, precision in pairs:
+            cmd = sanchari("predict", str(raster), "-o", str(args.out / "choice.geojson"))
+            cmd += ["--weights", str(weights), "--tta", tta, "--precision", precision]
+            cmd += ["--backend", "openvino", "--device", "cpu", "--no-progress"]
+            cmd += ["--cache-dir", str(args.out / "cache")]
+            before = settle(args.settle)
+            loads.append(before)
+            r = run(cmd)
+            print(
+                f"round {round_ + 1} tta {tta:5s} {precision}: wall {r['wall']:.1f} s, "
+                f"CPU {r['cpu']:.1f} s (load {before:.2f} -> {os.getloadavg()[0]:.2f})"
+            )
+            kept = best.setdefault((tta, precision), r)
+            if r["cpu"] < kept["cpu"]:
+                best[(tta, precision)] = r
+    sets = sorted({label for scores in ious.values() for label in scores})
+    print(f"\nbest of {args.rounds}; CPU: {cpu_flags()}")
+    print(f"{'tta':6s}{'precision':10s}{'CPU s/km²':>11s}{'wall s/km²':>12s}", end="")
+    print("".join(f"{'IoU ' + label:>26s}" for label in sets))
+    for tta, precision in pairs:
+        r, scores = best[(tta, precision)], ious.get((tta, precision), {})
+        print(f"{tta:6s}{precision:10s}{r['cpu'] / km2:11.1f}{r['wall'] / km2:12.1f}", end="")
+        cells = [f"{scores[label]:26.4f}" if label in scores else " " * 26 for label in sets]
+        print("".join(cells))
+    warn_if_busy(loads)
 
 
 def speed(weights: Path, args: argparse.Namespace) -> None:
@@ -210,10 +260,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "roads")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "sanchari-int8")
     parser.add_argument("--patches", type=int, default=300, help="int8 calibration patches")
-    parser.add_argument("--tta", default="none")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--tta", nargs="+", default=["none", "flip4", "d4"], choices=TTA_MODES)
+    parser.add_argument("--repeats", type=int, default=5, help="forward passes timed, per pass")
+    parser.add_argument("--size", type=int, default=4096, help="mosaic side for s/km²")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the choice table")
+    parser.add_argument(
+        "--settle", type=float, default=300.0,
+        help="before each timed command wait up to this many seconds for load < 0.3 (0: do not)",
+    )  # fmt: skip
+    parser.add_argument("--skip-speed", action="store_true", help="no per-pass timing")
+    parser.add_argument("--skip-quality", action="store_true", help="no held-out IoU")
+    parser.add_argument("--skip-choices", action="store_true", help="no s/km² table")
     args = parser.parse_args()
     print(f"CPU flags: {cpu_flags()}")
     print(f"before: {load_note()}")
@@ -223,10 +280,13 @@ def main() -> None:
         if "int8" not in read_metadata(weights).exports:
             build_int8(weights, args.data, args.out, args.patches)
     print(f"model: {weights}")
-    if not args.skip_quality:
-        quality(weights, args)
+    ious: IoUs = {}
+    for tta in () if args.skip_quality else args.tta:
+        quality(weights, args, tta, ious)
     if not args.skip_speed:
         speed(weights, args)
+    if not args.skip_choices:
+        choices(weights, args, ious)
     print(f"\nafter: {load_note()}")
 
 
