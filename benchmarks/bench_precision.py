@@ -13,7 +13,8 @@ Prints figures; it is not a test. In one run:
    each mask's road pixels within 2 px of the other's (the bar: IoU within 0.01 of fp32 and
    ≥ 95 % within 2 px).
    Each of ``--tta`` (none, flip4, d4) in turn.
-3. Seconds per 512² forward pass of each and of ``auto`` (the default), interleaved, best of
+3. Seconds per 512² forward pass of each and of ``fp16`` (the half float the CPU has, bfloat16 on
+   AVX512-BF16; the default before int8), interleaved, best of
    ``--repeats``, with the CPU's flags and the load average: only an idle machine's figures
    mean anything.
 4. The choice table: CPU seconds per km² of ``sanchari predict`` end to end (start-up, reading,
@@ -231,7 +232,7 @@ def speed(weights: Path, args: argparse.Namespace) -> None:
     """Seconds per 512² forward pass, fp32 and int8 interleaved, best of ``--repeats``."""
     batch = np.random.default_rng(0).standard_normal((1, 3, 512, 512)).astype(np.float32)
     runners = {}
-    for precision in ("auto", *PRECISIONS):  # auto: the default (bfloat16 where the CPU has it)
+    for precision in ("fp16", *PRECISIONS):  # fp16: OpenVINO's hint, bfloat16 where the CPU has it
         config = InferenceConfig(tta="none", device="cpu", backend="openvino", precision=precision)
         runners[precision] = build_predictor(
             EngineOptions(weights, config, cache_dir=args.out / "cache")
@@ -239,6 +240,7 @@ def speed(weights: Path, args: argparse.Namespace) -> None:
         runners[precision](batch)  # warm
     best = dict.fromkeys(runners, float("inf"))
     print(f"\n== seconds per 512² forward pass (OpenVINO), interleaved, best of {args.repeats}")
+    settle(args.settle)
     print(f"before: {load_note()}")
     for _ in range(args.repeats):
         for precision, runner in runners.items():

@@ -26,10 +26,12 @@ BackendName = Literal["auto", "torch", "onnxruntime", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 PrecisionName = Literal["auto", "fp32", "fp16", "int8"]
-#: Arithmetic of the network. ``auto``: the backend's fastest float precision (OpenVINO: bfloat16
-#: where the CPU has it natively, else float32; torch on CUDA: float16 autocast); ``fp32`` forces
-#: float32; ``fp16`` float16 (CUDA, or OpenVINO on CPUs with float16 arithmetic); ``int8`` the
-#: NNCF-quantised network ``sanchari model-export --precision int8`` writes (OpenVINO).
+#: Arithmetic of the network. ``auto``: OpenVINO on a CPU runs the model's int8 network where the
+#: model carries one (the shipped model does), else the backend's fastest float (OpenVINO:
+#: bfloat16 where the CPU has it natively, else float32; torch on CUDA: float16 autocast);
+#: ``fp32`` forces float32; ``fp16`` float16 (CUDA, or OpenVINO on CPUs with float16
+#: arithmetic); ``int8`` the NNCF-quantised network ``sanchari model-export --precision int8``
+#: writes (OpenVINO).
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 #: Patches drawn from calibration images to fit the int8 ranges (NNCF's default subset size).
 CALIBRATION_PATCHES = 300

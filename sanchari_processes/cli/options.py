@@ -140,9 +140,10 @@ precision = option(
     envvar="SANCHARI_PRECISION",
     default=_INFERENCE.precision,
     show_default=True,
-    help="Network arithmetic ($SANCHARI_PRECISION). auto: the backend's fastest float; fp32; "
-    "fp16 (CUDA, or openvino where the CPU has it); int8 (openvino; the model must carry the "
-    "network `sanchari model-export --precision int8` writes).",
+    help="Network arithmetic ($SANCHARI_PRECISION). auto: openvino runs the model's int8 "
+    "network where it has one (the shipped model does), else the backend's fastest float; "
+    "fp32; fp16 (CUDA, or openvino where the CPU has it); int8 (openvino; the model must carry "
+    "the network `sanchari model-export --precision int8` writes).",
 )
 cache_dir = option(
     "--cache-dir",

@@ -81,11 +81,11 @@ def build_predictor(options: EngineOptions) -> Predictor:
         device=device,
         patch_size=icfg.patch_size,
         batch_size=batch,
-        precision=icfg.precision,
+        precision=backends.effective_precision(icfg.precision, backend, device, metadata.exports),
         cache_dir=cache_dir,
         threads=_threads(),
     )
-    runner = _open_runner(spec, fallback=icfg.backend == "auto")
+    runner = _open_runner(spec, fallback=icfg.backend == "auto", requested=icfg.precision)
     resolved = replace(
         icfg,
         device=cast(DeviceName, device),
@@ -107,9 +107,11 @@ def build_engine(options: EngineOptions) -> Engine:
     return Engine(predictor, vectorize)
 
 
-def _open_runner(spec: RunnerSpec, *, fallback: bool) -> Runner:
+def _open_runner(spec: RunnerSpec, *, fallback: bool, requested: str) -> Runner:
     """The cached runner; an ``auto`` choice whose runtime cannot start falls back to torch
-    (for the float precisions torch runs here: int8 or CPU fp16 fail rather than change)."""
+    (for the float precisions torch runs here, ``requested`` being the user's: an int8 that
+    ``auto`` chose becomes torch's float; an int8 or CPU fp16 asked for fails rather than
+    change)."""
     from sanchari_processes.inference import backends
 
     try:
@@ -119,11 +121,12 @@ def _open_runner(spec: RunnerSpec, *, fallback: bool) -> Runner:
             not fallback
             or spec.backend == "torch"
             or not backends.installed("torch")
-            or not backends.runs("torch", spec.device, spec.precision)
+            or not backends.runs("torch", spec.device, requested)
         ):
             raise
         LOGGER.warning("%s could not start (%s); using torch", spec.backend, exc)
-        return _runner_cached(replace(spec, backend="torch"), stat_key(spec.weights))
+        torch_spec = replace(spec, backend="torch", precision=requested)
+        return _runner_cached(torch_spec, stat_key(spec.weights))
 
 
 def stat_key(path: Path) -> tuple[int, int]:

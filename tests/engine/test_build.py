@@ -10,6 +10,7 @@ import pytest
 from sanchari_processes.config import DEFAULT_SIMPLIFY_M, DEFAULT_TTA, InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine, clear_runner_cache
 from sanchari_processes.errors import InvalidInputError
+from sanchari_processes.inference.backends import Runner, RunnerSpec
 from sanchari_processes.inputs import RequestOptions
 from sanchari_processes.service.settings import ProcessSettings
 
@@ -68,3 +69,35 @@ def test_service_settings_and_request_make_the_same_options(tiny_checkpoint: Pat
     assert default.inference.tta == DEFAULT_TTA and default.threshold is None
     with pytest.raises(ValueError, match="backend"):
         ProcessSettings.from_mapping({"backend": "tpu"})
+
+
+def test_an_auto_int8_falls_back_to_torch_in_float(
+    options: EngineOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` chose the model's int8 network; OpenVINO cannot start, so torch runs the float
+    network (an int8 the user asked for fails instead: torch has none)."""
+    from sanchari_processes.engine import build
+    from sanchari_processes.inference import backends
+
+    if not backends.installed("openvino"):
+        pytest.skip("needs openvino installed (the base install has it)")
+    opened: list[tuple[str, str]] = []
+    real = build._runner_cached
+
+    def runner_cached(spec: RunnerSpec, key: tuple[int, int]) -> Runner:
+        opened.append((spec.backend, spec.precision))
+        if spec.backend == "openvino":
+            raise RuntimeError("no OpenVINO here")
+        return real(spec, key)
+
+    monkeypatch.setattr(build, "_runner_cached", runner_cached)
+    # as for a model that carries an int8 network (the tiny one does not)
+    monkeypatch.setattr(backends, "effective_precision", lambda p, *_: "int8" if p == "auto" else p)
+    auto = replace(options.inference, backend="auto")
+    predictor = build_engine(replace(options, inference=auto)).predictor
+    assert opened == [("openvino", "int8"), ("torch", "auto")]
+    assert predictor.runner.name == "torch" and predictor.config.precision == "auto"
+    with pytest.raises(RuntimeError, match="no OpenVINO"):
+        build_engine(replace(options, inference=replace(auto, precision="int8")))
+    monkeypatch.undo()
+    clear_runner_cache()

@@ -209,7 +209,9 @@ def test_same_scene_in_three_crss_gives_the_same_roads(tmp_path: Path) -> None:
     EPSG:4326 scene's pixels are 0.2 m wide and 0.3 m tall: both now reach the model as square
     pixels at its own resolution, so all three give the same centrelines where all three have
     data (each warped copy's corners outside the scene are no-data, and roads stop short of
-    no-data by design, so lines are compared inside the scene, 5 m in from its edge)."""
+    no-data by design, so lines are compared inside the scene, 5 m in from its edge). In float32:
+    the question is the geometry, and the default int8 network's own wobble on these 9 lines
+    (0.945 of the reference within 3 m of the Mercator copy's, 0.961 in float32) is not."""
     import json
 
     import rasterio
@@ -227,7 +229,8 @@ def test_same_scene_in_three_crss_gives_the_same_roads(tmp_path: Path) -> None:
     for crs in ("EPSG:4326", "EPSG:32631", "EPSG:3857"):
         path = scene if crs == "EPSG:4326" else _warp(scene, tmp_path / f"{crs[5:]}.tif", crs)
         out = tmp_path / f"{crs[5:]}.geojson"
-        assert main(["predict", str(path), "-o", str(out), "--tta", "none"]) == 0
+        args = ["predict", str(path), "-o", str(out), "--tta", "none", "--precision", "fp32"]
+        assert main(args) == 0
         features = json.loads(out.read_text())["features"]
         lines[crs] = [
             reproject_geometry(to_utm, shape(f["geometry"])).intersection(interior)

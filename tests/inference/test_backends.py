@@ -66,6 +66,16 @@ def test_each_precision_goes_to_a_backend_that_runs_it(only) -> None:
         resolve_backend("torch", "cpu", precision="fp16")
 
 
+def test_auto_precision_takes_the_int8_network_only_where_openvino_can_run_it() -> None:
+    int8 = {"fp32": {}, "int8": {}}
+    assert backends.effective_precision("auto", "openvino", "cpu", int8) == "int8"
+    assert backends.effective_precision("auto", "openvino", "cpu", {"fp32": {}}) == "auto"
+    assert backends.effective_precision("auto", "onnxruntime", "cpu", int8) == "auto"
+    assert backends.effective_precision("auto", "torch", "cuda", int8) == "auto"
+    for asked in ("fp32", "fp16", "int8"):
+        assert backends.effective_precision(asked, "openvino", "cpu", int8) == asked
+
+
 def test_batch_size_defaults_per_device() -> None:
     assert backends.default_batch_size("cpu") == 1
     assert backends.default_batch_size("cuda") > 1

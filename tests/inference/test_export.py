@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,4 +162,8 @@ def test_int8_export_from_calibration_images(checkpoint: Path, tmp_path: Path) -
     assert predictor.runner.name == "openvino" and predictor.runner.arithmetic == "int8"
     prob = predictor.predict(road_image(80, 70))
     assert prob.shape == (80, 70) and np.isfinite(prob).all()
+    auto = replace(config, precision="auto", backend="openvino")  # the default takes int8
+    predictor = build_predictor(EngineOptions(checkpoint, auto, cache_dir=cache))
+    assert predictor.runner.arithmetic == "int8" and predictor.config.precision == "auto"
+    assert np.array_equal(predictor.predict(road_image(80, 70)), prob)
     clear_runner_cache()

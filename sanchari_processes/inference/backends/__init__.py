@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,6 +135,18 @@ def resolve_backend(backend: str, device: str, *, precision: str = "auto") -> st
             f"{precision} runs on openvino (--backend openvino --device cpu)"
         )
     return backend
+
+
+def effective_precision(
+    precision: str, backend: str, device: str, exports: Mapping[str, object]
+) -> str:
+    """What ``precision`` runs as: ``auto`` on OpenVINO on a CPU takes the model's int8 network
+    where the model folder carries one (measured faster on the CPU, and within the accuracy bar
+    of float32 on held-out data: docs/performance.md#int8); otherwise it stays the backend's
+    fastest float, and every explicit precision is kept."""
+    if precision == "auto" and backend == "openvino" and device == "cpu" and "int8" in exports:
+        return "int8"
+    return precision
 
 
 def runs(backend: str, device: str, precision: str) -> bool:

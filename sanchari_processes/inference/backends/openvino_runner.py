@@ -1,10 +1,12 @@
 """The exported network on OpenVINO's CPU plugin, compiled for the patch shape.
 
-With precision ``auto`` OpenVINO picks the CPU's fastest (bfloat16 where the CPU has it, e.g.
-AVX512-BF16 or AMX; float32 elsewhere); the masks agree with torch float32 within the accuracy
-bar (model card, Speed). ``fp32``/``fp16`` set its inference precision hint; ``int8`` is a
-different network (the NNCF-quantised IR). Compiled blobs are kept in the user cache folder
-(``CACHE/openvino``), so a later start skips compilation.
+For the float network, precision ``auto`` lets OpenVINO pick the CPU's fastest (bfloat16 where
+the CPU has it, e.g. AVX512-BF16 or AMX; float32 elsewhere); the masks agree with torch float32
+within the accuracy bar (model card, Speed). ``fp32``/``fp16`` set its inference precision
+hint; ``int8`` is a different network (the NNCF-quantised IR), which ``auto`` becomes where the
+model carries one (:func:`~sanchari_processes.inference.backends.effective_precision`).
+Compiled blobs are kept in the user cache folder (``CACHE/openvino``), so a later start skips
+compilation.
 """
 
 from __future__ import annotations
