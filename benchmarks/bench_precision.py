@@ -211,7 +211,8 @@ def choices(weights: Path, args: argparse.Namespace, ious: IoUs) -> None:
             r = run(cmd)
             print(
                 f"round {round_ + 1} tta {tta:5s} {precision}: wall {r['wall']:.1f} s, "
-                f"CPU {r['cpu']:.1f} s (load {before:.2f} -> {os.getloadavg()[0]:.2f})"
+                f"CPU {r['cpu']:.1f} s (load {before:.2f} -> {os.getloadavg()[0]:.2f})\n"
+                f"  {r['times']}"
             )
             kept = best.setdefault((tta, precision), r)
             if r["cpu"] < kept["cpu"]:

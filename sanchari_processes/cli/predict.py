@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from sanchari_processes.errors import InvalidInputError
 if TYPE_CHECKING:
     from sanchari_processes.engine.build import Engine
     from sanchari_processes.engine.probability import ProbabilityMap
+    from sanchari_processes.engine.run import StageTimes
     from sanchari_processes.inference.predictor import RemoteBlocks
 
 
@@ -110,6 +112,9 @@ def predict(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     show = engine.show_progress()
+    from sanchari_processes.engine.run import StageTimes  # after the checks: it loads rasterio
+
+    times = StageTimes()
     with contextlib.ExitStack() as stack:
         blocks = _cluster_blocks(stack, dask_scheduler, engine) if dask_scheduler else None
         for path in tqdm(paths, desc="rasters", disable=not show or len(paths) == 1, unit="raster"):
@@ -118,19 +123,32 @@ def predict(
             else:
                 assert out_dir is not None  # one of the two is required, checked above
                 target = out_dir / f"{path.stem}.geojson"
-            n = predict_one(path, target, built, band_list, gsd, show, extras=extras, blocks=blocks)
+            n = predict_one(
+                path, target, built, band_list, gsd, show, extras=extras, blocks=blocks, times=times
+            )
             click.echo(f"{path.name}: {n} road segments → {target}", err=True)
-    _report_start(built)
+    _report_times(built, times)
 
 
-def _report_start(built: Engine) -> None:
-    """Seconds from the command's start to the first patch's probabilities (start-up cost)."""
+def _report_times(built: Engine, times: StageTimes) -> None:
+    """Seconds from the command's start to the first patch's probabilities (start-up cost),
+    then where the rest went: the benchmarks read both lines."""
     from sanchari_processes import STARTED
 
-    if built.predictor.first_result is not None:
-        click.echo(
-            f"first patch {built.predictor.first_result - STARTED:.2f} s after start", err=True
-        )
+    predictor = built.predictor
+    if predictor.first_result is not None:
+        click.echo(f"first patch {predictor.first_result - STARTED:.2f} s after start", err=True)
+    network = (
+        f" (network {predictor.network_s:.2f} s for {predictor.patches_run} patch"
+        f"{'' if predictor.patches_run == 1 else 'es'})"
+        if predictor.patches_run  # on a cluster the patches run in the workers
+        else ""
+    )
+    click.echo(
+        f"stages: model {times.model_s:.2f} s{network}, vectorize {times.vectorize_s:.2f} s, "
+        f"write {times.write_s:.2f} s; whole command {time.perf_counter() - STARTED:.2f} s",
+        err=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -183,8 +201,10 @@ def predict_one(
     extras: Extras = Extras(),
     extra: dict | None = None,
     blocks: RemoteBlocks | None = None,
+    times: StageTimes | None = None,
 ) -> int:
-    """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance."""
+    """Run the engine on one raster and write its GeoJSON; ``extra`` joins the provenance;
+    ``times`` gets each stage's seconds added."""
     from sanchari_processes.engine.run import run_source
     from sanchari_processes.results.files import write_json_atomic
     from sanchari_processes.sources import open_raster
@@ -216,13 +236,17 @@ def predict_one(
                 vector_progress=vector_progress,
                 keep=keep,
                 blocks=blocks,
+                times=times,
             )
+        written = time.perf_counter()
         if extras.preview:
             from sanchari_processes.results.preview import render_preview
 
             render_preview(source, collection, extras.preview)
     collection["sanchari"].update(extra or {})
     write_json_atomic(collection, target)
+    if times is not None:
+        times.write_s += time.perf_counter() - written
     return len(collection["features"])
 
 

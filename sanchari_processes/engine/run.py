@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import math
 import socket
+import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +276,18 @@ def extract_roads(
     )
 
 
+@dataclass
+class StageTimes:
+    """Wall seconds per stage, summed over the rasters of a run (what ``predict`` reports)."""
+
+    #: Reading, the model and blending into the probability map.
+    model_s: float = 0.0
+    #: Probability map -> skeleton graph -> GeoJSON features.
+    vectorize_s: float = 0.0
+    #: The result files (GeoJSON, previews, masks).
+    write_s: float = 0.0
+
+
 def run_source(
     source: RasterSource,
     predictor: Predictor,
@@ -284,17 +298,25 @@ def run_source(
     vector_progress: Progress | None = None,
     keep: Callable[[ProbabilityMap], None] | None = None,
     blocks: RemoteBlocks | None = None,
+    times: StageTimes | None = None,
 ) -> dict:
     """The whole engine on an open source: probability → roads, with provenance attached.
 
     The CLI and the service jobs both run this, with what :func:`build_engine` configured;
     the provenance records the predictor's own configuration, so it names what ran. ``keep``
     sees the probability map before the scratch files go (the CLI's ``--mask-out`` and
-    ``--prob-out``); the map lives in ``workdir``.
+    ``--prob-out``); the map lives in ``workdir``. ``times`` gets each stage's seconds added.
     """
+    times = times if times is not None else StageTimes()
+    start = time.perf_counter()
     prob = predict_probability(source, predictor, workdir, model_progress, blocks)
+    modelled = time.perf_counter()
     collection = extract_roads(prob, vcfg, vector_progress)
+    vectorized = time.perf_counter()
     if keep is not None:
         keep(prob)
+    times.model_s += modelled - start
+    times.vectorize_s += vectorized - modelled
+    times.write_s += time.perf_counter() - vectorized
     collection["sanchari"] = provenance(predictor, source, vcfg)
     return collection

@@ -80,6 +80,10 @@ class Predictor:
         self._first_result: float | None = None
         #: Patches skipped so far for holding no valid pixel.
         self.skipped = 0
+        #: Patches run through the network so far in this process, and the seconds it took
+        #: (every TTA view included): the network's share of a run, as ``predict`` reports it.
+        self.patches_run = 0
+        self.network_s = 0.0
 
     def _valid_only(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities of ``(N, C + 1, p, p)`` patches whose last channel is the valid mask:
@@ -90,9 +94,13 @@ class Predictor:
         self.skipped += int((~valid).sum())
         if valid.any():
             x = batch[:, :-1] if valid.all() else batch[valid, :-1]
+            start = time.perf_counter()
             out[valid] = self._views(np.ascontiguousarray(x))
+            done = time.perf_counter()
+            self.network_s += done - start
+            self.patches_run += len(x)
             if self._first_result is None:
-                self._first_result = time.perf_counter()
+                self._first_result = done
         return out
 
     @property

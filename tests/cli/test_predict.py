@@ -87,6 +87,29 @@ def test_provenance_names_what_ran(capsys, tmp_path, utm_tif, tiny_checkpoint):
     assert record["vectorize"]["threshold"] == 0.3
 
 
+def test_start_up_and_stage_times_are_reported(capsys, tmp_path, utm_tif, tiny_checkpoint):
+    """What the benchmarks read: seconds to the first patch, then each stage's."""
+    import re
+
+    out = tmp_path / "roads.geojson"
+    code, _, err = run(
+        capsys, "predict", str(utm_tif), "-o", str(out), "--weights", str(tiny_checkpoint),
+        "--tta", "flip4", "--backend", "torch", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    assert re.search(r"first patch [0-9.]+ s after start", err)
+    found = re.search(
+        r"stages: model ([0-9.]+) s \(network ([0-9.]+) s for (\d+) patch(es)?\), "
+        r"vectorize ([0-9.]+) s, write ([0-9.]+) s; whole command ([0-9.]+) s",
+        err,
+    )
+    assert found, err
+    model, network, patches = float(found[1]), float(found[2]), int(found[3])
+    whole = float(found[7])
+    assert 0 < network <= model <= whole and patches >= 1
+    assert model + float(found[5]) + float(found[6]) <= whole
+
+
 def test_a_missing_input_is_answered_before_the_model_loads(tmp_path):
     """No torch, runtime or model is imported to say a file is missing (it took 6 s)."""
     import subprocess
