@@ -164,8 +164,14 @@ def _execute_path(processes: dict[str, dict]) -> dict:
 
 
 def _paths(processes: dict[str, dict]) -> dict[str, Any]:
+    """Every path of the service but the models' (:func:`_model_paths`)."""
+    return {**_server_paths(processes), **_job_paths()}
+
+
+def _server_paths(processes: dict[str, dict]) -> dict[str, Any]:
+    """The landing page, this document, conformance, and the processes with their execution."""
     f = _p("f")
-    paths: dict[str, Any] = {
+    return {
         "/": _get(
             "getLandingPage",
             "Landing page",
@@ -214,7 +220,13 @@ def _paths(processes: dict[str, dict]) -> dict[str, Any]:
         ),
         "/processes/{processId}/execution": _execute_path(processes),
     }
+
+
+def _job_paths() -> dict[str, Any]:
+    """The jobs: list, status, dismissal, results and each output."""
+    f = _p("f")
     job_params = [_p("jobId"), f]
+    paths: dict[str, Any] = {}
     paths["/jobs"] = _get(
         "getJobs",
         "Jobs, newest first",
