@@ -24,7 +24,7 @@ Prints figures; it is not a test. In one run:
    best of the rounds; printed beside the held-out IoU of step 2.
 
     python benchmarks/bench_precision.py [--weights weights] [--out /tmp/sanchari-int8]
-    python benchmarks/bench_precision.py --skip-speed --rounds 2 --size 4096   # the README table
+    python benchmarks/bench_precision.py --rounds 2 --size 4096   # the README's table
 
 The last two columns of the per-image table: the share of int8's road pixels within 2 px of
 fp32's, and of fp32's within 2 px of int8's.
@@ -214,9 +214,9 @@ def choices(weights: Path, args: argparse.Namespace, ious: IoUs) -> None:
                 f"CPU {r['cpu']:.1f} s (load {before:.2f} -> {os.getloadavg()[0]:.2f})\n"
                 f"  {r['times']}"
             )
-            kept = best.setdefault((tta, precision), r)
-            if r["cpu"] < kept["cpu"]:
-                best[(tta, precision)] = r
+            key = (tta, precision)
+            if key not in best or r["cpu"] < best[key]["cpu"]:
+                best[key] = r
     sets = sorted({label for scores in ious.values() for label in scores})
     print(f"\nbest of {args.rounds}; CPU: {cpu_flags()}")
     print(f"{'tta':6s}{'precision':10s}{'CPU s/km²':>11s}{'wall s/km²':>12s}", end="")
