@@ -34,7 +34,7 @@ class AdaptConfig:
     #: ``steps``, which on an idle 2-core machine it does not reach.
     minutes: float = 5.0
     #: Fine-tuning steps of each run (two folds, then every labelled block).
-    steps: int = 80
+    steps: int = 120
     finetune: bool = True
     #: Out-of-fold IoU the fine-tune must add over the base model (at its own or a re-chosen
     #: threshold, whichever is better) to be kept; it must also win on each fold.
@@ -43,7 +43,7 @@ class AdaptConfig:
     tta: TTAMode = DEFAULT_TTA
     seed: int = 0
     lr: float = 1e-4
-    crop: int = 256
+    crop: int = 192
     batch: int = 4
 
     def __post_init__(self) -> None:

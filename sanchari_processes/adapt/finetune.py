@@ -28,7 +28,7 @@ class FinetuneConfig:
 
     max_steps: int = 400
     seconds: float = 120.0
-    crop: int = 256
+    crop: int = 192
     batch: int = 4
     lr: float = 1e-4
     #: Share of crops centred on a road pixel.
