@@ -65,7 +65,7 @@ SCENES = {
 }
 
 
-def _pairs() -> dict[str, tuple[Path, Path]]:
+def pairs_present() -> dict[str, tuple[Path, Path]]:
     """The scenes present (the DeepGlobe file names are found, not assumed)."""
     found = {}
     images = sorted((DEV / "images").glob("*")) if DEV.exists() else []
@@ -218,7 +218,7 @@ def main() -> int:
         help="keep the runs already in --json and do only the missing ones",
     )
     args = parser.parse_args()
-    pairs = _pairs()
+    pairs = pairs_present()
     if not pairs:
         print("error: ../shared/data is absent: nothing to measure", file=sys.stderr)
         return 1
