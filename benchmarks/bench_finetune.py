@@ -56,7 +56,10 @@ def main() -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--json", type=Path, help="write every run here")
     args = parser.parse_args()
-    fields = {k: type(getattr(AdaptConfig(), k))(v) for k, v in (s.split("=", 1) for s in args.set)}
+    fields: dict = {}
+    for key, value in (item.split("=", 1) for item in args.set):
+        kind = type(getattr(AdaptConfig(), key))
+        fields[key] = value.lower() in {"1", "true"} if kind is bool else kind(value)
     config = AdaptConfig(**fields)
     print(f"config: {config}\nload average before: {os.getloadavg()[0]:.2f}", flush=True)
     pairs = pairs_present()
