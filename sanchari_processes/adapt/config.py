@@ -34,7 +34,7 @@ class AdaptConfig:
     #: ``steps``, which on an idle 2-core machine it does not reach.
     minutes: float = 5.0
     #: Fine-tuning steps of each run (two folds, then every labelled block).
-    steps: int = 100
+    steps: int = 150
     finetune: bool = True
     #: Out-of-fold IoU the fine-tune must add over the base model (at its own or a re-chosen
     #: threshold, whichever is better) to be kept; it must also win on each fold.
