@@ -47,7 +47,8 @@ sys.path.insert(0, str(REPO))
 
 from sanchari_processes.adapt.config import AdaptConfig  # noqa: E402
 from sanchari_processes.adapt.labels import IGNORE, ROAD, label_grid, read_roads  # noqa: E402
-from sanchari_processes.adapt.run import adapt, read_region  # noqa: E402
+from sanchari_processes.adapt.run import _histograms, adapt, read_region  # noqa: E402
+from sanchari_processes.adapt.thresholds import best_threshold  # noqa: E402
 from sanchari_processes.config import InferenceConfig  # noqa: E402
 from sanchari_processes.engine.build import EngineOptions, build_engine  # noqa: E402
 from sanchari_processes.settings import SHIPPED_WEIGHTS  # noqa: E402
@@ -168,6 +169,22 @@ def one_run(
         ],
         "cv": cv,
     }
+    if row["verdict"] == "adapted":  # other thresholds for the same model, to choose the rule
+        cfg = AdaptConfig(seed=seed, **config)
+        own = label_grid(
+            roads,
+            region.grid,
+            region.valid,
+            road_width_m=cfg.road_width_m,
+            ignore_m=cfg.ignore_m,
+            area=((train_area,), crs),
+        )
+        in_sample = best_threshold(*_histograms([(adapted_prob, own)]))[0]
+        row["adapted_other_thresholds"] = {
+            "in_sample": in_sample,
+            "iou_in_sample": scores(adapted_prob, in_sample, truth, gsd)["iou"],
+            "iou_0.5": scores(adapted_prob, 0.5, truth, gsd)["iou"],
+        }
     return row
 
 

@@ -34,34 +34,21 @@ def render(model_id: str, report: dict[str, Any]) -> str:
         lines += [
             "",
             "Scored by two-fold spatial cross-validation: each fold's fine-tune predicted the "
-            "blocks it did not train on. A threshold re-chosen alone is chosen on one fold and "
-            "scored on the other (cross-fitted); the guard compares the models each at the one "
-            "threshold best over both folds.",
+            "blocks it did not train on, and a re-chosen threshold was chosen on one fold and "
+            "scored on the other.",
             "",
             "| out of fold | IoU | fold 1 | fold 2 |",
             "|---|---:|---:|---:|",
             _row("base model, its own threshold", cv["base_iou"], cv["base_folds"]),
             _row(
-                "base model, threshold re-chosen (cross-fitted)",
-                cv["recalibrated_iou"],
-                cv["recalibrated_folds"],
+                "base model, threshold re-chosen", cv["recalibrated_iou"], cv["recalibrated_folds"]
             ),
         ]
-        if "adapted_one_iou" in cv:
+        if "adapted_iou" in cv:
             steps = " + ".join(str(s) for s in cv["steps"])
-            lines += [
-                _row(
-                    "base model, one threshold over both folds",
-                    cv["recalibrated_one_iou"],
-                    cv["recalibrated_one_folds"],
-                ),
-                _row(
-                    f"fine-tuned ({steps} steps), one threshold over both folds",
-                    cv["adapted_one_iou"],
-                    cv["adapted_one_folds"],
-                ),
-                _row("fine-tuned, cross-fitted", cv["adapted_iou"], cv["adapted_folds"]),
-            ]
+            lines.append(
+                _row(f"fine-tuned ({steps} steps)", cv["adapted_iou"], cv["adapted_folds"])
+            )
         if cv.get("final_steps"):
             lines += [
                 "",

@@ -8,15 +8,9 @@ fine-tune, and write the result as a model folder with its card.
    base's own threshold on the other (``finetune=False`` stops here).
 3. A fine-tune on each fold predicts the other, so every labelled pixel gets an out-of-fold
    prediction. The fine-tune is kept only when those predictions beat the base model at its own
-   and at a re-chosen threshold on both folds, each model at the one threshold best over both
-   folds; the shipped model is then the same recipe run on every labelled block, at the
+   and at a re-chosen threshold on both folds (thresholds cross-fitted: chosen on one fold, scored
+   on the other); the shipped model is then the same recipe run on every labelled block, at the
    threshold the fold models' out-of-fold predictions chose.
-
-The threshold check of step 2 is cross-fitted (chosen on one fold, scored on the other): it
-decides a threshold alone. The guard of step 3 compares models, and there a threshold chosen on
-a few blocks and scored on a few others mostly measures how unlike the folds are (a fold of
-tracks against one of a highway), which refused fine-tunes that won on the other half of the
-scene; one threshold over both folds flatters both sides alike.
 """
 
 from __future__ import annotations
@@ -223,23 +217,12 @@ def _threshold_check(hists: list[Hist], base_threshold: float) -> dict[str, Any]
     other fold (re-chosen and scored on the same pixels, a threshold always looks better)."""
     base_iou, base_folds = pooled_iou(hists, [base_threshold] * len(hists))
     recal_iou, recal_folds, _ = cross_fitted(hists)
-    one_iou, one_folds = _at_one_threshold(hists)
     return {
         "base_iou": base_iou,
         "base_folds": base_folds,
         "recalibrated_iou": recal_iou,
         "recalibrated_folds": recal_folds,
-        "recalibrated_one_iou": one_iou,
-        "recalibrated_one_folds": one_folds,
     }
-
-
-def _at_one_threshold(hists: list[Hist]) -> tuple[float, list[float]]:
-    """``(pooled IoU, IoU of each fold)`` at the one threshold best over all the folds."""
-    road = np.sum([h[0] for h in hists], axis=0)
-    background = np.sum([h[1] for h in hists], axis=0)
-    threshold = best_threshold(road, background)[0]
-    return pooled_iou(hists, [0.5 if np.isnan(threshold) else threshold] * len(hists))
 
 
 def _verdict(cv: dict[str, Any], min_gain: float, why_threshold: str) -> tuple[Any, str]:
@@ -247,26 +230,22 @@ def _verdict(cv: dict[str, Any], min_gain: float, why_threshold: str) -> tuple[A
 
     Kept only when, out of fold, it beats the base model at its own and at a re-chosen threshold
     on both folds, and by ``min_gain`` over both folds together: one lucky fold is not enough.
-    Each model is scored at the one threshold best over both folds (the base also at its own).
     """
     if cv.get("skipped"):
         return None, f"recalibrated: {why_threshold}; no fine-tune ({cv['skipped']})"
-    adapted = cv["adapted_one_iou"]
-    best = max(cv["base_iou"], cv["recalibrated_one_iou"])
-    gain = adapted - best
-    folds = zip(
-        cv["adapted_one_folds"], cv["base_folds"], cv["recalibrated_one_folds"], strict=True
-    )
+    best = max(cv["base_iou"], cv["recalibrated_iou"])
+    gain = cv["adapted_iou"] - best
+    folds = zip(cv["adapted_folds"], cv["base_folds"], cv["recalibrated_folds"], strict=True)
     lost = [i + 1 for i, (a, b, r) in enumerate(folds) if not a > max(b, r)]
     if gain >= min_gain and not lost:
         return cv["threshold"], (
-            f"adapted: out of fold, road IoU {adapted:.3f} against {best:.3f} for the "
+            f"adapted: out of fold, road IoU {cv['adapted_iou']:.3f} against {best:.3f} for the "
             f"base model (+{gain:.3f}), better on both folds"
         )
     why = f"lost on fold {lost[0]}" if lost else f"it must add {min_gain:g}"
     return None, (
         f"recalibrated: the fine-tune did not beat the base model out of fold (road IoU "
-        f"{adapted:.3f} against {best:.3f}; {why}); {why_threshold}"
+        f"{cv['adapted_iou']:.3f} against {best:.3f}; {why}); {why_threshold}"
     )
 
 
@@ -317,13 +296,10 @@ class _Tuner:
                     held[1 - fold].append((predictor.predict(r.raw, r.valid), scored))
         hists = [_histograms(pairs) for pairs in held]
         adapted_iou, adapted_folds, _ = cross_fitted(hists)
-        one_iou, one_folds = _at_one_threshold(hists)
         pooled = (hists[0][0] + hists[1][0], hists[0][1] + hists[1][1])
         return {
             "adapted_iou": adapted_iou,
             "adapted_folds": adapted_folds,
-            "adapted_one_iou": one_iou,
-            "adapted_one_folds": one_folds,
             "threshold": best_threshold(*pooled)[0],
             "steps": steps,
         }

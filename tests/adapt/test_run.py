@@ -6,19 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sanchari_processes.adapt import run as run_module
 from sanchari_processes.adapt.config import AdaptConfig
 from sanchari_processes.adapt.labels import read_roads, roads_from_geojson
-from sanchari_processes.adapt.run import _at_one_threshold, _verdict, adapt
-from sanchari_processes.adapt.thresholds import (
-    HIST_BINS,
-    best_threshold,
-    cross_fitted,
-    pooled_iou,
-)
+from sanchari_processes.adapt.run import _verdict, adapt
 from sanchari_processes.config import InferenceConfig
 from sanchari_processes.engine.build import EngineOptions, build_engine
 from sanchari_processes.errors import BackendUnavailableError, InvalidInputError
@@ -142,19 +135,13 @@ def test_budgets_and_widths_out_of_range(bad: dict) -> None:
 
 
 def _cv(adapted: list[float], base: list[float], recal: list[float]) -> dict:
-    """The guard's figures (one threshold over both folds); the cross-fitted ones, which only
-    decide a threshold, set far off so that a guard reading them would fail these tests."""
+    pooled = {"adapted_iou": sum(adapted) / 2, "base_iou": sum(base) / 2}
     return {
-        "adapted_one_iou": sum(adapted) / 2,
-        "adapted_one_folds": adapted,
-        "base_iou": sum(base) / 2,
+        **pooled,
+        "recalibrated_iou": sum(recal) / 2,
+        "adapted_folds": adapted,
         "base_folds": base,
-        "recalibrated_one_iou": sum(recal) / 2,
-        "recalibrated_one_folds": recal,
-        "adapted_iou": 0.0,
-        "adapted_folds": [0.0, 0.0],
-        "recalibrated_iou": 1.0,
-        "recalibrated_folds": [1.0, 1.0],
+        "recalibrated_folds": recal,
         "threshold": 0.3,
     }
 
@@ -167,19 +154,3 @@ def test_the_guard_wants_a_win_on_both_folds_against_both_baselines() -> None:
     # the base model at its own threshold counts too, not only the recalibrated one
     assert _verdict(_cv([0.5, 0.5], [0.3, 0.55], [0.4, 0.4]), 0.005, "")[0] is None
     assert _verdict(_cv([0.402, 0.402], [0.3, 0.3], [0.4, 0.4]), 0.005, "")[0] is None
-
-
-def test_the_guard_scores_both_folds_at_one_threshold() -> None:
-    """Fold 1 wants a high threshold, fold 2 a low one: cross-fitting scores each at the other's
-    (both poor); the guard's figures take the one threshold best over both."""
-    bins = HIST_BINS
-    road1, back1 = np.zeros(bins, np.int64), np.zeros(bins, np.int64)
-    road2, back2 = np.zeros(bins, np.int64), np.zeros(bins, np.int64)
-    road1[900], back1[600] = 100, 100  # fold 1: roads at 0.9, background at 0.6
-    road2[300], back2[100] = 100, 100  # fold 2: roads at 0.3, background at 0.1
-    hists = [(road1, back1), (road2, back2)]
-    pooled, folds = _at_one_threshold(hists)
-    crossed = cross_fitted(hists)[1]
-    assert sum(folds) > sum(crossed)
-    threshold = best_threshold(road1 + road2, back1 + back2)[0]
-    assert (pooled, folds) == pooled_iou(hists, [threshold, threshold])
