@@ -37,7 +37,8 @@ def test_adapting_writes_a_model_with_its_card(
     cv = report["cross_validation"]
     assert cv["steps"] == [3, 3] and len(cv["adapted_folds"]) == len(cv["base_folds"]) == 2
     if report["verdict"].startswith("adapted"):  # the shipped model: a third run on all blocks
-        assert cv["final_steps"] == 3 and meta.threshold == cv["threshold"]
+        assert cv["final_steps"] == 3 and meta.threshold == cv["final_threshold"]
+        assert f"labelled pixels ({meta.threshold:.2f}" in (out / "MODEL_CARD.md").read_text()
     assert 0.0 <= meta.threshold <= 1.0 and meta.threshold == report["threshold"]
     assert report["data"]["labelled_km2"] > 0 and 0 < report["data"]["road_share"] < 0.5
     card = (out / "MODEL_CARD.md").read_text()
@@ -95,7 +96,14 @@ def test_adapted_models_carry_their_exported_network(
     tuned = AdaptConfig(**{**FAST, "min_gain": -1.0})  # the fine-tune is always kept
     adapt([image], read_roads(roads), tmp_path / "t", weights=base, config=tuned, name="t")
     meta = read_metadata(tmp_path / "t")
-    assert meta.metrics["adaptation"]["verdict"].startswith("adapted")
+    report = meta.metrics["adaptation"]
+    assert report["verdict"].startswith("adapted")
+    # the final model's own threshold, chosen on its predictions of the labelled pixels
+    cv = report["cross_validation"]
+    assert meta.threshold == report["threshold"] == cv["final_threshold"]
+    assert (
+        f"labelled pixels ({meta.threshold:.2f}" in (tmp_path / "t" / "MODEL_CARD.md").read_text()
+    )
     assert meta.exports["fp32"]["files"] == {"t.onnx": file_sha256(tmp_path / "t" / "t.onnx")}
     recal = AdaptConfig(**{**FAST, "finetune": False})
     adapt([image], read_roads(roads), tmp_path / "r", weights=base, config=recal, name="r")
