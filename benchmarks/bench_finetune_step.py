@@ -1,10 +1,10 @@
 """Seconds a fine-tuning step of the shipped model takes, by precision and memory layout.
 
 ``sanchari adapt`` gains by steps, so the step time sets what its budget buys. Each variant
-runs the fine-tune's own step (a batch of random crops, the region loss, AdamW) on the
+runs the fine-tune's own step (`train_step`: the region loss, AdamW) on a random batch and the
 shipped model; the variants take turns (A, B, C, D, A, B, ...) and the best round of each is
-printed. Run it on an idle machine: it prints the CPU, whether it has bfloat16 instructions,
-and the load average before and after.
+printed. It waits for the machine to settle idle first, prints the CPU, whether it has bfloat16
+instructions, and the load average before and after, and warns when it did not start idle.
 
     python benchmarks/bench_finetune_step.py [--rounds 3] [--steps 8] [--crop 192] [--batch 4]
 """
@@ -12,9 +12,8 @@ and the load average before and after.
 from __future__ import annotations
 
 import argparse
-import copy
+import functools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sanchari_processes.adapt.finetune import native_bf16, region_loss
+from machine import cpu_flags, settle, warn_if_busy
+
+from sanchari_processes.adapt.finetune import (
+    native_bf16,
+    train_step,
+    trainable_copy,
+)
 from sanchari_processes.inference.checkpoint import load_checkpoint
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 
@@ -37,17 +43,6 @@ VARIANTS = (
 )
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -55,10 +50,10 @@ def main() -> int:
     parser.add_argument("--crop", type=int, default=192)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    before = settle()
+    print(f"load average before: {before:.2f}")
     print(
-        f"CPU: {_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"CPU: {cpu_flags()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"bfloat16 instructions: {'yes' if native_bf16() else 'no (emulated: slower)'}"
     )
     base = load_checkpoint(SHIPPED_WEIGHTS, "cpu").module
@@ -70,24 +65,10 @@ def main() -> int:
 
     runs = []
     for _, bf16, channels_last in VARIANTS:
-        model = copy.deepcopy(base).float().requires_grad_(True)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        model.train()
-        for layer in model.modules():
-            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-                layer.eval()
+        model = trainable_copy(base, channels_last)
         optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
         inputs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-        def step(model=model, optimiser=optimiser, inputs=inputs, bf16=bf16) -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(inputs)
-            loss = region_loss(logits.float(), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-
+        step = functools.partial(train_step, model, optimiser, inputs, y, bf16)
         step()  # warm: first-call allocations and kernel choice
         runs.append(step)
     best = [float("inf")] * len(VARIANTS)
@@ -104,6 +85,7 @@ def main() -> int:
     for (name, _, _), seconds in zip(VARIANTS, best, strict=True):
         print(f"  {name:50s} {seconds:.3f} s/step  ({best[0] / seconds:.2f}x)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    warn_if_busy([before])
     return 0
 
 

@@ -54,7 +54,7 @@ def render(model_id: str, report: dict[str, Any]) -> str:
                 "",
                 f"The model shipped was fine-tuned on every labelled block ({cv['final_steps']} "
                 f"steps), at the threshold best for it over the labelled pixels "
-                f"({_f(cv.get('final_threshold', cv['threshold']), 2)}; the fold models' "
+                f"({_f(cv['final_threshold'], 2)}; the fold models' "
                 f"out-of-fold threshold was {_f(cv['threshold'], 2)}).",
             ]
         if cv.get("skipped"):

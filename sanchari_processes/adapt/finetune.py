@@ -72,13 +72,8 @@ def finetune(
 
     ``progress(step, fraction)``: the fraction of the step or time budget used, whichever is more.
     """
-    model = copy.deepcopy(module).float().requires_grad_(True)
-    model = model.to(memory_format=torch.channels_last)
+    model = trainable_copy(module)
     bf16 = native_bf16() if config.bf16 is None else config.bf16
-    model.train()
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-            layer.eval()  # frozen statistics; its scale and shift still learn
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     sampler = CropSampler(regions, config.crop, config.road_crops, config.seed)
     start = time.monotonic()
@@ -87,18 +82,43 @@ def finetune(
         x, y = sampler.batch(config.batch)
         for group in optimiser.param_groups:  # cosine decay over the budget
             group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * done))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
-        loss = region_loss(logits.float(), torch.from_numpy(y))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        inputs = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        train_step(model, optimiser, inputs, torch.from_numpy(y), bf16)
         step += 1
         done = max(step / config.max_steps, (time.monotonic() - start) / config.seconds)
         if progress is not None:
             progress(step, min(done, 1.0))
     model.eval()
     return model.to(memory_format=torch.contiguous_format), step
+
+
+def trainable_copy(module: torch.nn.Module, channels_last: bool = True) -> torch.nn.Module:
+    """A float32 copy of ``module`` to train (``module`` is left as it was), batch-norm
+    statistics frozen."""
+    model = copy.deepcopy(module).float().requires_grad_(True)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.eval()  # frozen statistics; its scale and shift still learn
+    return model
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bf16: bool,
+) -> None:
+    """One step on a batch: the network in bfloat16 autocast when asked, the loss in float32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    loss = region_loss(logits.float(), y)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
 
 
 @functools.cache
