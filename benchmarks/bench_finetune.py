@@ -8,6 +8,11 @@ only: this is for choosing a recipe, never for reporting one (the report split i
 ``bench_adapt.py --split tb``).
 
     python benchmarks/bench_finetune.py [--set lr=2e-4 steps=120 crop=192] [--scenes dg1 dg2 paris]
+        [--variant freeze-encoder | lovasz]
+
+``--variant`` re-runs a change tried on this split and dropped (docs/adapt.md has its rows):
+the encoder frozen (only the decoder learns; each step costs about 0.6 of a full one), or a
+Lovasz hinge added to the loss (half of it, with half Dice + Focal).
 
 IoU on the scored half: the shipped model at its threshold; the fine-tuned model at 0.5, at the
 threshold best on its own labelled half (what a user could choose) and at the best threshold
@@ -23,6 +28,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +47,34 @@ from sanchari_processes.inference.checkpoint import LoadedModel, load_checkpoint
 from sanchari_processes.settings import SHIPPED_WEIGHTS
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
+VARIANTS = ("freeze-encoder", "lovasz")
+
+
+def use_variant(name: str) -> None:
+    """Patch the fine-tune as ``name`` asks (this process only)."""
+    import sanchari_processes.adapt.finetune as tune
+
+    if name == "freeze-encoder":
+        original = tune.trainable_copy
+
+        def frozen_copy(module: Any, channels_last: bool = True) -> Any:
+            model = original(module, channels_last)
+            model.encoder.requires_grad_(False)
+            return model
+
+        tune.trainable_copy = frozen_copy
+    elif name == "lovasz":
+        from segmentation_models_pytorch.losses import LovaszLoss
+
+        lovasz = LovaszLoss(mode="binary", from_logits=True, ignore_index=IGNORE)
+        region_loss = tune.region_loss
+
+        def with_lovasz(logits: Any, labels: Any) -> Any:
+            if not bool((labels != IGNORE).any()):
+                return logits.sum() * 0.0
+            return 0.5 * region_loss(logits, labels) + 0.5 * lovasz(logits, labels)
+
+        tune.region_loss = with_lovasz
 
 
 def iou(prob: np.ndarray, threshold: float, truth: np.ndarray) -> float:
@@ -55,13 +89,17 @@ def main() -> int:
     parser.add_argument("--scenes", nargs="+")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--json", type=Path, help="write every run here")
+    parser.add_argument("--variant", choices=VARIANTS, help="a change tried and dropped")
     args = parser.parse_args()
+    if args.variant:
+        use_variant(args.variant)
     fields: dict = {}
     for key, value in (item.split("=", 1) for item in args.set):
         kind = type(getattr(AdaptConfig(), key))
         fields[key] = value.lower() in {"1", "true"} if kind is bool else kind(value)
     config = AdaptConfig(**fields)
-    print(f"config: {config}\nload average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"config: {config}, variant: {args.variant}", flush=True)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     pairs = pairs_present()
     if not pairs:
         print("error: ../shared/data is absent: nothing to measure", file=sys.stderr)
@@ -109,6 +147,7 @@ def main() -> int:
             prob = tuned.predict(region.raw, region.valid)
             own = best_threshold(*_histograms([(tuned.predict(part.raw, part.valid), part.labels)]))
             row = {
+                "variant": args.variant,
                 "scene": name,
                 "train_half": side,
                 "seconds": round(seconds, 1),
