@@ -52,3 +52,24 @@ def test_bf16_only_where_the_cpu_has_it(tmp_path: Path, monkeypatch: pytest.Monk
         native_bf16.cache_clear()
         assert finetune_module.native_bf16() is expected
     native_bf16.cache_clear()
+
+
+def test_the_loss_rewards_the_labels_and_skips_ignored_pixels() -> None:
+    labels = torch.zeros(1, 1, 16, 16)
+    labels[..., 6:10, :] = 1.0
+    labels[..., :3, :] = IGNORE
+    right = torch.where(labels == 1, 4.0, -4.0)
+    wrong = -right
+    assert finetune_module.region_loss(right, labels) < finetune_module.region_loss(wrong, labels)
+    # what the model says where nothing is known changes nothing
+    noisy = right.clone()
+    noisy[..., :3, :] = torch.randn(1, 1, 3, 16) * 10
+    assert torch.allclose(
+        finetune_module.region_loss(noisy, labels), finetune_module.region_loss(right, labels)
+    )
+    # no labelled pixel: zero, and still differentiable
+    nothing = torch.full_like(labels, IGNORE)
+    logits = right.clone().requires_grad_(True)
+    loss = finetune_module.region_loss(logits, nothing)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and logits.grad is not None
