@@ -11,7 +11,7 @@ only: this is for choosing a recipe, never for reporting one (the report split i
         [--variant freeze-encoder | lovasz]
 
 ``--variant`` re-runs a change tried on this split and dropped (docs/adapt.md has its rows):
-the encoder frozen (only the decoder learns; each step costs about 0.6 of a full one), or a
+the encoder frozen (only the decoder learns, so a step is cheaper), or a
 Lovasz hinge added to the loss (half of it, with half Dice + Focal).
 
 IoU on the scored half: the shipped model at its threshold; the fine-tuned model at 0.5, at the
